@@ -1,0 +1,150 @@
+"""Typed settings with their defaults in one registry, shared by the app, the CLI and the worker.
+
+Precedence, lowest first: the defaults below, the settings file in the user's config
+dir (``settings.json``, which the Settings dialog edits), environment variables, and
+explicit overrides (command-line flags).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import platformdirs
+
+APP_NAME = "SnapDesk"
+
+#: The job queues, one Huey per queue. A job type runs on the queue of the same name.
+QUEUES = ("thumbnail", "ocr", "summary")
+
+
+class ConfigError(Exception):
+    """A setting is missing or has a value that cannot work; the message says which."""
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("SNAPDESK_CONFIG_DIR") or platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def _env(name: str, **kw):
+    return field(metadata={"env": name}, **kw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _env("SNAPDESK_DATA_DIR", default_factory=default_data_dir)
+    #: Empty for the embedded transport; a redis:// or rediss:// URL for a worker farm.
+    redis_url: str = _env("REDIS_URL", default="")
+    #: The farm's shared secret (Redis mode). Embedded mode keeps a secret of its own in the data dir.
+    secret: str = _env("SNAPDESK_SECRET", default="", repr=False)
+    retry_attempts: int = _env("JOB_RETRY_ATTEMPTS", default=3)
+    retry_backoff_ms: int = _env("JOB_RETRY_BACKOFF_MS", default=5000)
+    concurrency_thumbnail: int = _env("JOB_CONCURRENCY_THUMBNAIL", default=4)
+    concurrency_ocr: int = _env("JOB_CONCURRENCY_OCR", default=2)
+    concurrency_llm: int = _env("JOB_CONCURRENCY_LLM", default=1)
+    #: Redis mode: at most this many MiB of document bytes sit in Redis at once.
+    blob_window_mb: int = _env("SNAPDESK_BLOB_WINDOW_MB", default=256)
+    #: Files larger than this are skipped at import with that reason.
+    max_file_mb: int = _env("SNAPDESK_MAX_FILE_MB", default=512)
+    #: Images with more pixels than this fail as a decompression bomb.
+    max_pixels: int = _env("SNAPDESK_MAX_PIXELS", default=180_000_000)
+    lease_seconds: float = _env("SNAPDESK_LEASE_SECONDS", default=30.0)
+    lease_renew_seconds: float = _env("SNAPDESK_LEASE_RENEW_SECONDS", default=10.0)
+    #: How long a stopping worker lets running jobs finish before it puts them back on the queue.
+    drain_timeout: float = _env("SNAPDESK_DRAIN_TIMEOUT", default=30.0)
+    #: A local worker started for the command line exits after this many idle seconds.
+    worker_idle_exit: float = _env("SNAPDESK_WORKER_IDLE_EXIT", default=60.0)
+    #: Start local workers: "auto" (yes for embedded, no for Redis), "yes" or "no".
+    local_workers: str = _env("SNAPDESK_LOCAL_WORKERS", default="auto")
+    #: The jobs every document gets (a job that works from another's result needs that one too).
+    job_types: str = _env("SNAPDESK_JOBS", default="thumbnail,ocr,summary")
+    #: Finished jobs' timelines, and cancel marks, are kept this many days; results stay while their session does.
+    retention_days: float = _env("SNAPDESK_RETENTION_DAYS", default=30.0)
+    #: A drop of at most this many documents is "asked for just now" and goes ahead of batch work.
+    small_drop: int = _env("SNAPDESK_SMALL_DROP", default=20)
+    openai_base_url: str = _env("OPENAI_BASE_URL", default="")
+    openai_api_key: str = _env("OPENAI_API_KEY", default="", repr=False)
+    llm_model: str = _env("SNAPDESK_LLM_MODEL", default="")
+    #: Jobs per minute on the summary queue, shared by every worker (0: no limit).
+    llm_rate_per_minute: int = _env("JOB_RATE_LLM", default=0)
+    #: Seconds to wait for the LLM endpoint's answer before trying again later.
+    llm_timeout: float = _env("SNAPDESK_LLM_TIMEOUT", default=120.0)
+
+    @property
+    def transport(self) -> str:
+        return "redis" if self.redis_url else "embedded"
+
+    def concurrency(self, queue: str) -> int:
+        return {"thumbnail": self.concurrency_thumbnail, "ocr": self.concurrency_ocr, "summary": self.concurrency_llm}[queue]
+
+    @property
+    def wants_local_workers(self) -> bool:
+        if self.local_workers == "auto":
+            return self.transport == "embedded"
+        return self.local_workers in ("yes", "true", "1")
+
+    @property
+    def enabled_job_types(self) -> set[str]:
+        return {name.strip() for name in self.job_types.split(",") if name.strip()}
+
+    @property
+    def retention_seconds(self) -> float:
+        return self.retention_days * 86400
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(f: dataclasses.Field, raw, source: str):
+    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "Path": Path}[f.type]
+    try:
+        value = kind(raw) if kind is not Path else Path(raw).expanduser()
+    except (TypeError, ValueError):
+        raise ConfigError(f"{f.metadata['env']}={raw!r} (from {source}) is not a valid {kind.__name__}") from None
+    if kind in (int, float) and value < 0:
+        raise ConfigError(f"{f.metadata['env']}={raw!r} (from {source}) must not be negative")
+    return value
+
+
+def load_settings(env=None, settings_file: Path | None = None, **overrides) -> Settings:
+    """Settings from defaults < settings file < environment < overrides (None values are ignored)."""
+    env = os.environ if env is None else env
+    settings_file = settings_file or config_dir() / "settings.json"
+    from_file = {}
+    if settings_file.exists():
+        try:
+            from_file = json.loads(settings_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the settings file {settings_file}: {exc}") from None
+    values = {}
+    for f in dataclasses.fields(Settings):
+        name = f.metadata["env"]
+        for source, mapping in ((str(settings_file), from_file), ("the environment", env)):
+            if mapping.get(name) not in (None, ""):
+                values[f.name] = _coerce(f, mapping[name], source)
+        if overrides.get(f.name) is not None:
+            values[f.name] = _coerce(f, overrides[f.name], "the command line")
+    settings = Settings(**values)
+    if settings.redis_url and urlsplit(settings.redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"the Redis URL must start with redis://, rediss:// or unix://, not {redact_url(settings.redis_url)!r}")
+    return settings
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))

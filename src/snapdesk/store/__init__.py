@@ -1,0 +1,1 @@
+"""The library DB: models, connection and migrations."""

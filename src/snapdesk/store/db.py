@@ -1,0 +1,142 @@
+"""The library DB: peewee models on SQLite (WAL). Only the owner process opens it.
+
+The schema is created and changed by the numbered scripts in ``migrations/``; the models
+below mirror it (a test checks that they agree).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import peewee
+from playhouse.migrations import Runner
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+db = peewee.DatabaseProxy()
+
+# Job states. A job is "pending" in the DB until the owner hands it to a queue.
+PENDING, QUEUED, PROCESSING, COMPLETE, FAILED, CANCELLED = (
+    "pending", "queued", "processing", "complete", "failed", "cancelled")
+TERMINAL = (COMPLETE, FAILED, CANCELLED)
+UNFINISHED = (PENDING, QUEUED, PROCESSING)
+JOB_STATES = (PENDING, QUEUED, PROCESSING, COMPLETE, FAILED, CANCELLED)
+
+
+class JSONField(peewee.TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class Meta(BaseModel):
+    key = peewee.TextField(primary_key=True)
+    value = peewee.TextField()
+
+    @classmethod
+    def get_value(cls, key, default=None):
+        row = cls.get_or_none(cls.key == key)
+        return default if row is None else row.value
+
+    @classmethod
+    def set_value(cls, key, value):
+        cls.insert(key=key, value=str(value)).on_conflict_replace().execute()
+
+
+class UploadSession(BaseModel):
+    name = peewee.TextField()
+    created_at = peewee.FloatField(default=time.time)
+    paths = JSONField()
+    #: Files left out at import, counted by reason: {"hidden": 2, "unsupported": 1, ...}
+    skipped = JSONField()
+
+
+class Document(BaseModel):
+    session = peewee.ForeignKeyField(UploadSession, backref="documents", on_delete="CASCADE")
+    path = peewee.TextField()
+    size = peewee.IntegerField()
+    sha256 = peewee.TextField(index=True)
+    kind = peewee.TextField()
+    mtime = peewee.FloatField()
+    width = peewee.IntegerField(null=True)
+    height = peewee.IntegerField(null=True)
+    #: Redis mode: the owner has put this document's bytes into Redis for remote workers.
+    blob_in_flight = peewee.BooleanField(default=False)
+    created_at = peewee.FloatField(default=time.time)
+
+
+class Job(BaseModel):
+    document = peewee.ForeignKeyField(Document, backref="jobs", on_delete="CASCADE")
+    session = peewee.ForeignKeyField(UploadSession, backref="jobs", on_delete="CASCADE")
+    type = peewee.TextField()
+    state = peewee.TextField(index=True)
+    attempt = peewee.IntegerField(default=1)
+    max_attempts = peewee.IntegerField()
+    priority = peewee.IntegerField(default=0)
+    progress = peewee.IntegerField(default=0)
+    created_at = peewee.FloatField(default=time.time)
+    queued_at = peewee.FloatField(null=True)
+    not_before = peewee.FloatField(null=True)
+    started_at = peewee.FloatField(null=True)
+    finished_at = peewee.FloatField(null=True, index=True)
+    lease_expires_at = peewee.FloatField(null=True)
+    duration_ms = peewee.IntegerField(null=True)
+    worker = peewee.TextField(null=True)
+    error = peewee.TextField(null=True)
+    error_kind = peewee.TextField(null=True)
+    result = JSONField(null=True)
+    #: The job whose result this one reuses (same content, already processed).
+    reused_from = peewee.IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("document", "type"), True),)
+
+
+class JobEvent(BaseModel):
+    """A job's timeline: every applied event but progress, for the details panel and status."""
+
+    job = peewee.ForeignKeyField(Job, backref="events", on_delete="CASCADE")
+    type = peewee.TextField()
+    attempt = peewee.IntegerField()
+    at = peewee.FloatField()
+    worker = peewee.TextField(null=True)
+    duration_ms = peewee.IntegerField(null=True)
+    error = peewee.TextField(null=True)
+
+
+class Artifact(BaseModel):
+    document = peewee.ForeignKeyField(Document, backref="artifacts", on_delete="CASCADE")
+    job = peewee.ForeignKeyField(Job, backref="artifacts", on_delete="CASCADE")
+    name = peewee.TextField()
+    path = peewee.TextField()
+    size = peewee.IntegerField()
+    width = peewee.IntegerField(null=True)
+    height = peewee.IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("job", "name"), True),)
+
+
+MODELS = [Meta, UploadSession, Document, Job, JobEvent, Artifact]
+
+
+def open_db(path: Path) -> peewee.SqliteDatabase:
+    """Open (creating and migrating as needed) the library DB at ``path`` and bind the models."""
+    database = peewee.SqliteDatabase(
+        str(path),
+        pragmas={"journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1, "busy_timeout": 10_000},
+    )
+    database.connect()
+    db.initialize(database)
+    Runner(database, directory=str(MIGRATIONS_DIR)).up()
+    return database
