@@ -1,0 +1,371 @@
+"""Summaries: what a document is, through any OpenAI-compatible endpoint, or offline.
+
+``summarize_llm`` asks a chat-completions endpoint (OpenAI, Ollama, llama.cpp, vLLM) for one
+JSON object, validates it, and gives invalid JSON one repair attempt. ``summarize_extractive``
+makes the same fields with no model at all: salient sentences, dates, amounts, names, and
+keywords as topics, labelled with model ``extractive``. Both return the same shape:
+
+    {"summary", "title", "entities": [{"name", "type"}], "topics": [...], "document_type",
+     "metadata": {"vendor", "date", "total", "currency", "line_items": [{"description", "amount"}]},
+     "tokens", "model"}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from typing import Literal
+
+import openai
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from .errors import PermanentError, RetryableError
+
+#: At most this much text goes to the model (about 6k tokens); the rest is cut, and the prompt says so.
+MAX_INPUT_CHARS = 24_000
+DOCUMENT_TYPES = ("receipt", "invoice", "letter", "form", "report", "article", "id", "photo", "other")
+
+SYSTEM_PROMPT = """You read the text of one document (OCR output, so expect noise) and describe it.
+Reply with ONE JSON object and nothing else, with exactly these keys:
+  "title": a short title for the document (at most 12 words),
+  "summary": two or three sentences saying what the document is and what matters in it,
+  "document_type": one of %s,
+  "entities": up to 10 objects {"name": ..., "type": "person" | "organization" | "place" | "date" | "amount" | "other"},
+  "topics": up to 6 short lowercase keywords,
+  "metadata": for a receipt or an invoice {"vendor": ..., "date": "YYYY-MM-DD" or null, "total": number or null,
+              "currency": ISO code or null, "line_items": [{"description": ..., "amount": number or null}]};
+              for anything else {}.
+""" % ", ".join(DOCUMENT_TYPES)
+
+
+class RetryLater(RetryableError):
+    """A retryable failure that knows when to try again (a 429's Retry-After)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# -- the shape every summary has -------------------------------------------------------
+class Entity(BaseModel):
+    name: str
+    type: str = "other"
+
+
+class LineItem(BaseModel):
+    description: str
+    amount: float | None = None
+
+
+class Metadata(BaseModel):
+    vendor: str | None = None
+    date: str | None = None
+    total: float | None = None
+    currency: str | None = None
+    line_items: list[LineItem] = Field(default_factory=list)
+
+
+class Summary(BaseModel):
+    title: str
+    summary: str = Field(min_length=1)
+    document_type: str = "other"
+    entities: list[Entity] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list)
+    metadata: Metadata = Field(default_factory=Metadata)
+
+    @field_validator("document_type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        value = value.strip().lower()
+        return value if value in DOCUMENT_TYPES else "other"
+
+    @field_validator("entities", mode="before")
+    @classmethod
+    def _entities(cls, value):
+        # Models often list entities as bare strings; take them as names.
+        return [{"name": v} if isinstance(v, str) else v for v in value or []]
+
+
+def _result(summary: Summary, tokens: int, model: str, source: Literal["llm", "extractive"]) -> dict:
+    data = summary.model_dump()
+    if data["document_type"] not in ("receipt", "invoice"):
+        data["metadata"] = {}
+    return {**data, "tokens": tokens, "model": model, "source": source}
+
+
+# -- through a model -------------------------------------------------------------------
+def summarize_llm(text: str, filename: str, *, base_url: str, api_key: str, model: str,
+                  timeout: float = 120.0) -> dict:
+    """Summarise ``text`` with the chat-completions endpoint at ``base_url``."""
+    client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+    cut = len(text) > MAX_INPUT_CHARS
+    user = (f"File name: {filename}\n\nDocument text" + (" (cut to its first part)" if cut else "") + ":\n"
+            + text[:MAX_INPUT_CHARS])
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    tokens = 0
+    problem = None
+    for _ in range(2):  # the answer, and one repair attempt
+        reply, used = _complete(client, model, messages)
+        tokens += used
+        try:
+            return _result(Summary.model_validate(_parse_json(reply)), tokens, model, "llm")
+        except (ValueError, ValidationError) as exc:
+            problem = _explain(exc)
+        messages += [{"role": "assistant", "content": reply},
+                     {"role": "user", "content": f"That reply was not valid: {problem}. Reply with only the "
+                                                 "corrected JSON object, with the keys asked for."}]
+    raise PermanentError(f"the model {model} did not return valid JSON, even when asked to repair it: {problem}")
+
+
+def check_endpoint(base_url: str, api_key: str, model: str, timeout: float = 20.0) -> str:
+    """Ask the endpoint for a one-word answer: what the Settings dialog's Test button shows.
+    Raises JobError with what to fix (the same messages a summary job would give)."""
+    client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+    reply, tokens = _complete(client, model, [{"role": "user", "content": "Reply with the single word OK."}])
+    return f"{model} answered ({tokens} tokens): {reply.strip()[:40]}"
+
+
+def _complete(client: openai.OpenAI, model: str, messages: list[dict]) -> tuple[str, int]:
+    where = str(client.base_url).rstrip("/")
+    try:
+        response = client.chat.completions.create(model=model, messages=messages, temperature=0.1)
+    except openai.RateLimitError as exc:
+        retry_after = _retry_after(exc.response)
+        raise RetryLater("the LLM endpoint is busy (429 Too Many Requests)"
+                         + (f"; it asked to wait {retry_after:.0f} s" if retry_after else ""), retry_after) from None
+    except openai.AuthenticationError:
+        raise PermanentError(f"the LLM endpoint {where} refused the API key (401): set a valid key in "
+                             "Settings or OPENAI_API_KEY") from None
+    except openai.PermissionDeniedError:
+        raise PermanentError(f"the API key may not use the model {model} at {where} (403): choose another "
+                             "model in Settings or SNAPDESK_LLM_MODEL, or a key that may") from None
+    except openai.NotFoundError:
+        raise PermanentError(f"the LLM endpoint {where} has no model {model!r} or no chat-completions API (404): "
+                             "check OPENAI_BASE_URL and SNAPDESK_LLM_MODEL") from None
+    except openai.BadRequestError as exc:
+        raise PermanentError(f"the LLM endpoint rejected the request (400: {_api_message(exc)}): check the model "
+                             "name and the endpoint in Settings") from None
+    except openai.APITimeoutError:
+        raise RetryableError(f"the LLM endpoint {where} did not answer in time") from None
+    except openai.APIConnectionError:
+        raise RetryableError(f"cannot reach the LLM endpoint {where}") from None
+    except openai.InternalServerError as exc:
+        raise RetryLater(f"the LLM endpoint failed ({exc.status_code}); trying again later",
+                         _retry_after(exc.response)) from None
+    except openai.APIStatusError as exc:
+        raise PermanentError(f"the LLM endpoint answered {exc.status_code}: {_api_message(exc)}") from None
+    if not response.choices or response.choices[0].message.content is None:
+        raise RetryableError("the LLM endpoint returned an empty answer")
+    usage = response.usage
+    return response.choices[0].message.content, (usage.total_tokens if usage else 0)
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: the exponential backoff will do
+
+
+def _api_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        body = body.get("error", body)
+        if isinstance(body, dict):
+            body = body.get("message", body)
+    return str(body or exc.message)[:300]
+
+
+def _parse_json(reply: str) -> dict:
+    """The JSON object in a reply, allowing for Markdown fences and text around it."""
+    text = reply.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    if fenced:
+        text = fenced.group(1).strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        raise ValueError("no JSON object in the reply")
+    value = json.loads(text[start:end + 1])
+    if not isinstance(value, dict):
+        raise ValueError("the reply is not a JSON object")
+    return value
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'object'}: {e['msg']}" for e in exc.errors()[:5])
+    return str(exc)
+
+
+# -- offline ---------------------------------------------------------------------------
+STOPWORDS = frozenset("""a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further had has have having he her
+here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off
+on once only or other our ours ourselves out over own same she should so some such than that the their theirs them
+themselves then there these they this those through to too under until up very was we were what when where which while
+who whom why will with would you your yours yourself yourselves also may must shall per via page""".split())
+
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_MONTHS_SHORT = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
+DATE_RE = re.compile(
+    rf"\b(\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}|"
+    rf"\d{{1,2}}\s+(?:{_MONTHS}|{_MONTHS_SHORT})\.?\s+\d{{4}}|(?:{_MONTHS}|{_MONTHS_SHORT})\.?\s+\d{{1,2}},?\s+\d{{4}})\b",
+    re.I)
+CURRENCIES = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "usd": "USD", "eur": "EUR", "gbp": "GBP",
+              "chf": "CHF", "jpy": "JPY", "cad": "CAD", "aud": "AUD"}
+AMOUNT_RE = re.compile(r"(?P<cur>[$€£¥]|\b(?:USD|EUR|GBP|CHF|JPY|CAD|AUD)\b)?\s?"
+                       r"(?P<num>\d{1,3}(?:[,.\s]\d{3})*[.,]\d{2}|\d+[.,]\d{2})\b\s?(?P<cur2>[$€£¥]|\b(?:USD|EUR|GBP|CHF)\b)?",
+                       re.I)
+NAME_RE = re.compile(r"\b([A-Z][a-z]+(?:[ \t]+(?:[A-Z][a-z]+|&|of|and)){0,3}[ \t]+[A-Z][a-z]+)\b")
+WORD_RE = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'-]{2,}")
+RECEIPT_WORDS = {"receipt": 3, "total": 2, "subtotal": 2, "tax": 1, "vat": 1, "cash": 1, "change": 1, "card": 1,
+                 "qty": 1, "thank": 1}
+INVOICE_WORDS = {"invoice": 4, "due": 1, "bill": 1, "payment": 1, "terms": 1, "vat": 1, "total": 1}
+LETTER_WORDS = {"dear": 3, "sincerely": 3, "regards": 2, "yours": 1}
+REPORT_WORDS = {"report": 3, "findings": 2, "quarter": 1, "quarterly": 1, "results": 1, "recommends": 1, "analysis": 1}
+
+
+def summarize_extractive(text: str, filename: str) -> dict:
+    """The summary fields from the text alone: no model, no network."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    words = [w.lower() for w in WORD_RE.findall(text)]
+    content = [w for w in words if w not in STOPWORDS]
+    freq = Counter(content)
+    priced_lines = sum(1 for line in lines if AMOUNT_RE.search(line))
+    doc_type = _document_type(Counter(words), priced_lines)
+    metadata = _receipt_fields(lines) if doc_type in ("receipt", "invoice") else Metadata()
+    entities = _entities(text)
+    title = _title(lines, filename)
+    summary = Summary(
+        title=title,
+        summary=_salient(lines, freq) or _describe(doc_type, title, metadata, len(words)),
+        document_type=doc_type,
+        entities=entities,
+        topics=[w for w, _ in freq.most_common(6)],
+        metadata=metadata,
+    )
+    return _result(summary, len(words), "extractive", "extractive")
+
+
+def _salient(lines: list[str], freq: Counter, count: int = 3) -> str:
+    """The ``count`` sentences whose words are most frequent in the document, in document order."""
+    # A line that runs on into a next one starting in lower case is one sentence broken by the scan.
+    blocks: list[str] = []
+    for line in lines:
+        if blocks and not blocks[-1].endswith((".", "!", "?", ":")) and line[:1].islower():
+            blocks[-1] += " " + line
+        else:
+            blocks.append(line)
+    # Short lines without a full stop are headings, table rows or receipt lines, not sentences.
+    prose = [block for block in blocks if len(block.split()) >= 8 or block.endswith((".", "!", "?"))]
+    flat = " ".join(prose)
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9])", flat) if len(s.split()) >= 5]
+    if not sentences:
+        return ""
+    top = max(freq.values()) if freq else 1
+
+    def score(sentence):
+        ws = [w.lower() for w in WORD_RE.findall(sentence) if w.lower() not in STOPWORDS]
+        return sum(freq[w] / top for w in ws) / math.sqrt(len(ws) + 1)
+
+    best = sorted(range(len(sentences)), key=lambda i: -score(sentences[i]))[:count]
+    return " ".join(sentences[i][:400] for i in sorted(best))
+
+
+def _describe(doc_type: str, title: str, metadata: Metadata, words: int) -> str:
+    """A one-line summary for a document with no sentences to pick (a receipt, a form, a label)."""
+    if doc_type in ("receipt", "invoice"):
+        parts = [f"{doc_type.capitalize()} from {metadata.vendor or 'an unknown vendor'}"]
+        if metadata.date:
+            parts.append(f"dated {metadata.date}")
+        if metadata.total is not None:
+            parts.append(f"total {metadata.total:.2f}" + (f" {metadata.currency}" if metadata.currency else ""))
+        if metadata.line_items:
+            parts.append(f"{len(metadata.line_items)} line item{'s' if len(metadata.line_items) != 1 else ''}")
+        return ", ".join(parts) + "."
+    return f"{title}: a {doc_type if doc_type != 'other' else 'document'} of {words} words without full sentences."
+
+
+def _title(lines: list[str], filename: str) -> str:
+    for line in lines[:5]:
+        letters = sum(c.isalpha() for c in line)
+        if 3 <= len(line) <= 80 and letters >= len(line) / 2 and not re.match(r"(dear|to|hi|hello)\b", line, re.I):
+            return line
+    stem = filename.rsplit(".", 1)[0]
+    return re.sub(r"[_-]+", " ", stem).strip() or "Untitled"
+
+
+def _document_type(words: Counter, priced_lines: int = 0) -> str:
+    scores = {kind: sum(words[w] * weight for w, weight in table.items())
+              for kind, table in (("receipt", RECEIPT_WORDS), ("invoice", INVOICE_WORDS), ("letter", LETTER_WORDS),
+                                  ("report", REPORT_WORDS))}
+    scores["receipt"] += min(3, priced_lines)  # lines with prices are what receipts are made of
+    if priced_lines < 2:  # no receipt or invoice without prices, whatever its words
+        scores["receipt"] = scores["invoice"] = 0
+    kind, best = max(scores.items(), key=lambda kv: kv[1])
+    if best >= 4:
+        return kind
+    return "article" if sum(words.values()) > 150 else "other"
+
+
+def _amount(text: str) -> tuple[float | None, str | None]:
+    match = None
+    for match in AMOUNT_RE.finditer(text):
+        pass  # the last amount on a line is the price
+    if match is None:
+        return None, None
+    num = match.group("num").replace(" ", "")
+    if re.search(r"[.,]\d{2}$", num):
+        num = re.sub(r"[.,]", "", num[:-3]) + "." + num[-2:]
+    cur = match.group("cur") or match.group("cur2")
+    return float(num), CURRENCIES.get(cur.lower()) if cur else None
+
+
+def _receipt_fields(lines: list[str]) -> Metadata:
+    vendor = next((line for line in lines[:4] if sum(c.isalpha() for c in line) >= 3), None)
+    date = next((m.group(1) for line in lines if (m := DATE_RE.search(line))), None)
+    total = currency = None
+    items = []
+    for line in lines:
+        amount, cur = _amount(line)
+        currency = currency or cur
+        if amount is None:
+            continue
+        low = line.lower()
+        if re.search(r"\b(grand\s+)?total\b", low) and "subtotal" not in low and "sub total" not in low:
+            total = amount  # the last "total" line wins (totals after tax)
+        elif not re.search(r"\b(subtotal|sub total|tax|vat|change|cash|card|balance|tip)\b", low) and total is None:
+            description = AMOUNT_RE.sub("", line).strip(" .:-*x\t")
+            if sum(c.isalpha() for c in description) >= 2:
+                items.append(LineItem(description=description, amount=amount))
+    return Metadata(vendor=vendor, date=date, total=total, currency=currency, line_items=items[:50])
+
+
+def _entities(text: str) -> list[Entity]:
+    found: list[Entity] = []
+    seen = set()
+
+    def add(name, kind):
+        key = name.lower()
+        if key not in seen and len(found) < 15:
+            seen.add(key)
+            found.append(Entity(name=name, type=kind))
+
+    for m in DATE_RE.finditer(text):
+        add(m.group(1), "date")
+    for m in AMOUNT_RE.finditer(text):
+        if m.group("cur") or m.group("cur2"):
+            add(m.group(0).strip(), "amount")
+    names = Counter()
+    for m in NAME_RE.finditer(text):
+        words = m.group(1).split()
+        while words and words[0].lower() in STOPWORDS:  # "The Springfield Water Authority"
+            words.pop(0)
+        if len(words) >= 2:
+            names[" ".join(words)] += 1
+    for name, _ in names.most_common(8):
+        add(name, "name")
+    return found
