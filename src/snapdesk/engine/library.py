@@ -1,0 +1,752 @@
+"""The library: the owner of a library DB, and the only process that writes it.
+
+It imports what a person drops (an upload session), hands jobs to the transport's queues,
+and applies the events workers send back, after a cursor it keeps in the DB. Applying is
+idempotent: an event seen twice, for a finished job, or from a superseded attempt changes
+nothing. The GUI and the CLI are both just owners of a Library.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import logging
+import re
+import shutil
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Iterable
+
+import peewee
+
+from ..config import Settings
+from ..store.db import (CANCELLED, COMPLETE, FAILED, JOB_STATES, PENDING, PROCESSING, QUEUED, TERMINAL,
+                        UNFINISHED, Artifact, Document, Job, JobEvent, Meta, UploadSession, db, open_db)
+from . import events as ev
+from .importer import Scanner, sha256_file
+from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, dependents_of, job_types_for
+from . import stats
+from .local_workers import LocalWorkers, try_lock
+from .runner import PAYLOAD_VERSION
+from .transport import CONNECTION_ERRORS, PRIORITY_BATCH, PRIORITY_INTERACTIVE, Backoff, Transport, make_transport
+
+log = logging.getLogger("snapdesk.library")
+
+#: The job types whose results the search index holds (OCR text; title and summary).
+SEARCHED_JOB_TYPES = ("ocr", "summary")
+
+
+class LibraryError(Exception):
+    """The library cannot be used as asked; the message says why and what to do."""
+
+
+class Library:
+    EVENT_BATCH = 500
+
+    def __init__(self, settings: Settings, transport: Transport | None = None, local_workers: LocalWorkers | None = None,
+                 read_only: bool = False):
+        """Open the library as its one writer (the owner). While another process owns it (the window,
+        or a command that waits), this raises LibraryError, unless ``read_only``: then it only reads
+        the DB, and that other owner applies the events."""
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._owner_lock = try_lock(self.data_dir / "owner.lock")
+            if self._owner_lock is None and not read_only:
+                raise LibraryError(f"another SnapDesk (the window, or a command still running) is using the library in "
+                                   f"{self.data_dir}; use it from there, or close it first")
+            self.read_only = self._owner_lock is None
+            self.database = open_db(self.data_dir / "library.db")
+        except (OSError, peewee.OperationalError) as exc:
+            if getattr(self, "_owner_lock", None) is not None:
+                self._owner_lock.close()
+            raise LibraryError(f"cannot use the data folder {self.data_dir}: {getattr(exc, 'strerror', None) or exc}. "
+                               "Choose a folder you can write to (SNAPDESK_DATA_DIR or --data-dir).") from None
+        self.owner = Meta.get_value("owner")
+        if self.owner is None:
+            self.owner = uuid.uuid4().hex
+            Meta.set_value("owner", self.owner)
+        try:
+            self.transport = transport or make_transport(settings)
+        except Exception:  # a bad Redis URL or a missing secret: leave nothing open behind
+            self.database.close()
+            if self._owner_lock is not None:
+                self._owner_lock.close()
+            raise
+        self.cursor_key = f"cursor:{self.transport.describe()}"
+        self.artifacts_dir = self.data_dir / "artifacts"
+        if local_workers is None and settings.wants_local_workers:
+            local_workers = LocalWorkers(settings, idle_exit=settings.worker_idle_exit)
+        self.local_workers = local_workers
+        self._unblocked = False  # set while applying events when a job others wait for completes
+
+    def close(self, stop_local_workers: bool = False) -> None:
+        """Close the library. The window stops the local worker it started (which drains by itself);
+        the command line leaves it to finish the work and exit when idle."""
+        if stop_local_workers and self.local_workers:
+            self.local_workers.stop(timeout=None)
+        self.transport.close()
+        self.database.close()
+        if self._owner_lock is not None:
+            self._owner_lock.close()
+            self._owner_lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- import ------------------------------------------------------------------------
+    def submit(self, paths: Iterable[str | Path], reprocess: bool = False, name: str | None = None,
+               priority: int | None = None) -> tuple[UploadSession, Scanner]:
+        """Import files and folders as one upload session and queue their jobs. Returns at once.
+
+        Without a ``priority``, a small drop (``SNAPDESK_SMALL_DROP`` documents or fewer) is work a
+        person waits for and goes ahead of batch work; a bigger one is batch."""
+        paths = [str(p) for p in paths]
+        scanner = Scanner(max_bytes=self.settings.max_file_mb * 2**20)
+        found = []
+        seen = set()
+        for f in scanner.scan(paths):
+            try:
+                sha = sha256_file(f.path)
+            except OSError as exc:
+                scanner._skip(f.path, "unreadable", f"cannot read it ({exc.strerror or exc})")
+                continue
+            if sha in seen:
+                scanner.skipped["duplicate"] += 1
+                continue
+            seen.add(sha)
+            found.append((f, sha))
+        if priority is None:
+            priority = PRIORITY_INTERACTIVE if len(found) <= self.settings.small_drop else PRIORITY_BATCH
+        with db.atomic():
+            session = UploadSession.create(name=name or _session_name(paths), paths=paths,
+                                           skipped=dict(scanner.skipped))
+            for f, sha in found:
+                doc = Document.create(session=session, path=str(f.path), size=f.size, sha256=sha, kind=f.kind,
+                                      mtime=f.mtime)
+                for job_type in job_types_for(f.kind, self.settings.enabled_job_types):
+                    self._create_job(doc, job_type.name, reprocess, priority)
+        try:
+            self.dispatch()
+        except CONNECTION_ERRORS as exc:  # the jobs wait in the library; the next dispatch queues them
+            log.warning("could not queue the jobs yet: %s", exc)
+        self.ensure_workers()
+        return session, scanner
+
+    def _create_job(self, doc: Document, job_type: str, reprocess: bool, priority: int) -> Job:
+        now = time.time()
+        earlier = None if reprocess else (
+            Job.select().join(Document)
+            .where(Document.sha256 == doc.sha256, Job.type == job_type, Job.state == COMPLETE, Job.document != doc)
+            .order_by(Job.finished_at.desc()).first())
+        if earlier is None:
+            return Job.create(document=doc, session=doc.session, type=job_type, state=PENDING, priority=priority,
+                              max_attempts=self.settings.retry_attempts)
+        job = Job.create(document=doc, session=doc.session, type=job_type, state=COMPLETE, priority=priority,
+                         max_attempts=earlier.max_attempts, attempt=earlier.attempt, progress=100, result=earlier.result,
+                         reused_from=earlier.id, worker=earlier.worker, duration_ms=earlier.duration_ms,
+                         queued_at=now, started_at=now, finished_at=now)
+        for art in earlier.artifacts:
+            Artifact.create(document=doc, job=job, name=art.name, path=art.path, size=art.size,
+                            width=art.width, height=art.height)
+        earlier_doc = earlier.document
+        if earlier_doc.width and not doc.width:
+            doc.width, doc.height = earlier_doc.width, earlier_doc.height
+            doc.save()
+        if job_type in SEARCHED_JOB_TYPES:
+            self._index(doc)
+        return job
+
+    # -- handing jobs to the queues ----------------------------------------------------
+    def dispatch(self) -> int:
+        """Queue pending jobs whose inputs are ready; in Redis mode, within the in-flight window of
+        document bytes. A job that works from another's result (a summary from the OCR text) waits
+        for it."""
+        if self.read_only:
+            return 0
+        pending = (Job.select(Job, Document).join(Document)
+                   .where(Job.state == PENDING).order_by(Job.priority.desc(), Job.id))
+        window = self.settings.blob_window_mb * 2**20
+        in_flight = (Document.select(peewee.fn.COALESCE(peewee.fn.SUM(Document.size), 0))
+                     .where(Document.blob_in_flight == True).scalar()) if self.transport.uses_blobs else 0  # noqa: E712
+        queued = 0
+        for job in pending:
+            doc = job.document
+            job_type = JOB_TYPES[job.type]
+            extra = {}
+            if job_type.after:
+                ready, extra = self._input_of(job, job_type)
+                if not ready:
+                    continue
+            if job_type.needs_source and self.transport.uses_blobs and not doc.blob_in_flight:
+                if in_flight and in_flight + doc.size > window:
+                    break  # the rest waits until finished documents free room
+                if self._upload_blob(doc):
+                    in_flight += doc.size
+            self.transport.enqueue(job_type.queue, {**self._payload(job, doc), **extra}, priority=job.priority)
+            Job.update(state=QUEUED, queued_at=time.time()).where(Job.id == job.id, Job.state == PENDING).execute()
+            queued += 1
+        return queued
+
+    def _input_of(self, job: Job, job_type) -> tuple[bool, dict]:
+        """Whether the job this one comes after has completed, and what it hands on. A job whose
+        input will never come, or is empty, ends here with the reason."""
+        earlier = Job.get_or_none(Job.document == job.document_id, Job.type == job_type.after)
+        if earlier is None or earlier.state != COMPLETE:
+            if earlier is not None and earlier.state in (FAILED, CANCELLED):
+                self._skip(job, f"skipped: the {earlier.type} job {earlier.state}")
+            return False, {}
+        text = (earlier.result or {}).get("text") or ""
+        if not text.strip():
+            now = time.time()
+            Job.update(state=COMPLETE, progress=100, finished_at=now, queued_at=now, started_at=now, duration_ms=0,
+                       result={"skipped": True, "reason": f"no text was found in the document by {earlier.type}"}
+                       ).where(Job.id == job.id).execute()
+            JobEvent.create(job=job, type="skipped", attempt=job.attempt, at=now, error="no text found")
+            return False, {}
+        return True, {"text": text[:SUMMARY_TEXT_LIMIT]}
+
+    def _skip(self, job: Job, reason: str) -> None:
+        now = time.time()
+        Job.update(state=CANCELLED, finished_at=now, error=reason, error_kind="permanent").where(
+            Job.id == job.id, Job.state == PENDING).execute()
+        JobEvent.create(job=job, type="skipped", attempt=job.attempt, at=now, error=reason)
+
+    def _settle_dependents(self, job: Job) -> None:
+        """A job ended without a result: the jobs waiting for it end too, saying why."""
+        for dependent in dependents_of(job.type):
+            waiting = Job.get_or_none(Job.document == job.document_id, Job.type == dependent.name,
+                                      Job.state == PENDING)
+            if waiting is not None:
+                self._skip(waiting, f"skipped: the {job.type} job {job.state}")
+
+    def _upload_blob(self, doc: Document) -> bool:
+        try:
+            data = Path(doc.path).read_bytes()
+        except OSError:
+            return False  # the worker reports the file as gone or unreadable
+        if hashlib.sha256(data).hexdigest() != doc.sha256:
+            return False  # changed since import: the worker reports that
+        self.transport.put_blob(self.owner, doc.sha256, data)
+        Document.update(blob_in_flight=True).where(Document.id == doc.id).execute()
+        doc.blob_in_flight = True
+        return True
+
+    def _release_blobs(self) -> int:
+        """Drop the Redis copies of documents none of whose jobs still need them."""
+        if not self.transport.uses_blobs:
+            return 0
+        unfinished = Job.select(Job.document).where(Job.state.in_(UNFINISHED))
+        done = list(Document.select().where(Document.blob_in_flight == True,  # noqa: E712
+                                            Document.id.not_in(unfinished)))
+        for doc in done:
+            if not Document.select().where(Document.sha256 == doc.sha256, Document.id != doc.id,
+                                           Document.blob_in_flight == True).exists():  # noqa: E712
+                self.transport.delete_blob(self.owner, doc.sha256)
+            Document.update(blob_in_flight=False).where(Document.id == doc.id).execute()
+        return len(done)
+
+    def _payload(self, job: Job, doc: Document) -> dict:
+        return {
+            "v": PAYLOAD_VERSION, "owner": self.owner, "job_id": job.id, "job_type": job.type,
+            "document_id": doc.id, "session_id": job.session_id, "attempt": job.attempt,
+            "max_attempts": job.max_attempts, "backoff_ms": self.settings.retry_backoff_ms,
+            "priority": job.priority, "path": doc.path, "sha256": doc.sha256, "size": doc.size, "kind": doc.kind,
+            "limits": {"max_pixels": self.settings.max_pixels, "rate_per_minute": self.settings.llm_rate_per_minute},
+        }
+
+    def ensure_workers(self) -> None:
+        """Start a local worker when there is work and none runs (embedded mode, or when asked for)."""
+        if self.read_only:
+            return None
+        if self.local_workers and Job.select().where(Job.state.in_(UNFINISHED)).exists():
+            self.local_workers.ensure()
+
+    # -- applying events ---------------------------------------------------------------
+    @property
+    def cursor(self) -> str:
+        return Meta.get_value(self.cursor_key, self.transport.initial_cursor)
+
+    def pump(self, block_ms: int = 0) -> int:
+        """Apply the next batch of events (waiting up to ``block_ms`` for one); returns how many."""
+        if self.read_only:
+            return 0  # the owner applies them
+        entries = self.transport.read_events(self.owner, self.cursor, block_ms=block_ms, count=self.EVENT_BATCH)
+        if not entries:
+            return 0
+        self._unblocked = False
+        with db.atomic():
+            for _, event in entries:
+                self.apply(event)
+            Meta.set_value(self.cursor_key, entries[-1][0])
+        self.transport.ack_events(self.owner, [entry_id for entry_id, _ in entries])
+        if self._release_blobs() or self._unblocked:
+            self.dispatch()
+        return len(entries)
+
+    def catch_up(self) -> int:
+        """Apply everything waiting in the event log."""
+        total = 0
+        while True:
+            n = self.pump()
+            total += n
+            if n < self.EVENT_BATCH:
+                return total
+
+    def apply(self, event: dict) -> None:
+        """Apply one event. Idempotent; events of superseded attempts or finished jobs change nothing."""
+        kind = event.get("type")
+        now = time.time()
+        lease = min(now, event.get("ts", now)) + self.settings.lease_seconds
+        if kind == ev.WORKER_HEARTBEAT:
+            for job_id, attempt in event.get("jobs", []):
+                (Job.update(lease_expires_at=lease)
+                 .where(Job.id == job_id, Job.attempt == attempt, Job.state.in_((QUEUED, PROCESSING))).execute())
+            return
+        if kind == ev.JOB_PROGRESS:  # most of the traffic: one UPDATE, no row loaded
+            worker = event.get("worker") or {}
+            (Job.update(state=PROCESSING, attempt=event["attempt"], lease_expires_at=lease,
+                        worker=f"{worker.get('host')}:{worker.get('pid')}" if worker else None,
+                        progress=peewee.fn.MAX(Job.progress, int(event.get("progress", 0))))
+             .where(Job.id == event.get("job_id"), Job.attempt <= event["attempt"], Job.state.not_in(TERMINAL))
+             .execute())
+            return
+        job = Job.get_or_none(Job.id == event.get("job_id"))
+        if job is None or kind not in ev.EVENT_TYPES or job.state in TERMINAL or event["attempt"] < job.attempt:
+            return
+        job.attempt = event["attempt"]
+        worker = event.get("worker") or {}
+        worker_name = f"{worker.get('host')}:{worker.get('pid')}" if worker else None
+        if kind == ev.JOB_STARTED:
+            job.state, job.started_at, job.worker = PROCESSING, event["ts"], worker_name
+            job.progress, job.lease_expires_at = 0, lease
+        elif kind == ev.JOB_RETRYING:
+            job.state, job.attempt, job.progress, job.worker, job.lease_expires_at = QUEUED, job.attempt + 1, 0, None, None
+            job.error, job.error_kind = event.get("error"), event.get("error_kind")
+            job.not_before = event["ts"] + event.get("delay_ms", 0) / 1000
+        elif kind == ev.JOB_QUEUED:
+            job.state, job.progress, job.worker, job.lease_expires_at = QUEUED, 0, None, None
+        elif kind == ev.JOB_COMPLETE:
+            job.result = self._store_files(job, event)
+            job.state, job.progress, job.finished_at = COMPLETE, 100, event["ts"]
+            job.duration_ms, job.worker, job.error, job.error_kind = event.get("duration_ms"), worker_name, None, None
+        elif kind == ev.JOB_FAILED:
+            job.state, job.finished_at, job.duration_ms = FAILED, event["ts"], event.get("duration_ms")
+            job.error, job.error_kind, job.worker = event.get("error"), event.get("error_kind"), worker_name
+        elif kind == ev.JOB_CANCELLED:
+            job.state, job.finished_at = "cancelled", event["ts"]
+        job.save()
+        if job.state == COMPLETE:
+            self._unblocked = self._unblocked or bool(dependents_of(job.type))
+            if job.type in SEARCHED_JOB_TYPES:
+                self._index(job.document)
+        elif job.state in (FAILED, CANCELLED):
+            self._settle_dependents(job)
+        if kind != ev.JOB_PROGRESS:
+            JobEvent.create(job=job, type=kind, attempt=event["attempt"], at=event["ts"], worker=worker_name,
+                            duration_ms=event.get("duration_ms"), error=event.get("error"))
+
+    def _store_files(self, job: Job, event: dict) -> dict:
+        """Write the files a completion event carries into the library, named by content hash."""
+        doc = job.document
+        folder = self.artifacts_dir / doc.sha256[:2] / doc.sha256 / job.type
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        result = event.get("result") or {}
+        for name, encoded in (event.get("files") or {}).items():
+            data = base64.b64decode(encoded)
+            path = folder / Path(name).name  # a bare file name: never a path from the event
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+            paths[name] = str(path)
+            stem = Path(name).stem
+            info = (result.get("thumbnails") or {}).get(stem, {})
+            (Artifact.insert(document=doc, job=job, name=name, path=str(path), size=len(data),
+                             width=info.get("width"), height=info.get("height"))
+             .on_conflict_replace().execute())
+        if result.get("width") and result.get("height"):
+            doc.width, doc.height = result["width"], result["height"]
+            doc.save()
+        return JOB_TYPES[job.type].attach_files(result, paths)
+
+    # -- leases ------------------------------------------------------------------------
+    def check_leases(self) -> int:
+        """Queue again the jobs whose worker stopped renewing its lease (killed, machine gone)."""
+        if self.read_only:
+            return 0
+        now = time.time()
+        lost = list(Job.select().where(Job.state == PROCESSING, Job.lease_expires_at < now))
+        for job in lost:
+            message = f"the worker running it ({job.worker}) stopped responding"
+            if job.attempt >= job.max_attempts:
+                Job.update(state=FAILED, error=f"{message} (gave up after {job.attempt} attempts)",
+                           error_kind="retryable", finished_at=now).where(Job.id == job.id).execute()
+                job.state = FAILED
+                self._settle_dependents(job)
+            else:
+                Job.update(state=PENDING, attempt=job.attempt + 1, progress=0, worker=None, lease_expires_at=None,
+                           error=message, error_kind="retryable").where(Job.id == job.id).execute()
+            JobEvent.create(job=job, type="lease:expired", attempt=job.attempt, at=now, worker=job.worker,
+                            error=message)
+        if lost:
+            self.dispatch()
+        return len(lost)
+
+    def check_lost_tasks(self, grace: float | None = None) -> int:
+        """Queue again jobs whose task vanished before any worker reported it (a worker killed the
+        moment it took the task, a delayed retry lost in an outage): the job is still ``queued``, its
+        queue holds nothing at all, and it has been quiet for ``grace`` seconds. A task that was in
+        fact running just runs twice; processors are idempotent and the owner applies one result."""
+        if self.read_only:
+            return 0
+        grace = 2 * self.settings.lease_seconds if grace is None else grace
+        now = time.time()
+        counts = self.transport.queue_counts()
+        empty = [name for name, t in JOB_TYPES.items()
+                 if not counts[t.queue]["waiting"] and not counts[t.queue]["delayed"] and not counts[t.queue]["paused"]]
+        lost = list(Job.select().where(Job.state == QUEUED, Job.type.in_(empty),
+                                       peewee.fn.MAX(Job.queued_at, peewee.fn.COALESCE(Job.not_before, 0)) < now - grace))
+        for job in lost:
+            Job.update(state=PENDING).where(Job.id == job.id, Job.state == QUEUED).execute()
+            JobEvent.create(job=job, type="task:lost", attempt=job.attempt, at=now,
+                            error="its task was lost before it ran; queued again")
+        if lost:
+            self.dispatch()
+        return len(lost)
+
+    # -- user actions ------------------------------------------------------------------
+    def retry(self, job_ids: Iterable[int] = (), failed: bool = False, session_id: int | None = None) -> list[Job]:
+        """Queue failed (or cancelled) jobs again, ahead of batch work, with a fresh set of attempts."""
+        query = Job.select()
+        if failed:
+            query = query.where(Job.state == FAILED)
+            if session_id is not None:
+                query = query.where(Job.session == session_id)
+        else:
+            query = query.where(Job.id.in_(list(job_ids)))
+        retried = []
+        with db.atomic():
+            for job in query:
+                if job.state not in (FAILED, "cancelled"):
+                    continue
+                self._run_again(job, "retry")
+                retried.append(job)
+                retried += self._rerun_dependents(job)
+        self.transport.uncancel_jobs(self.owner, [job.id for job in retried])
+        self.dispatch()
+        self.ensure_workers()
+        return retried
+
+
+    def _run_again(self, job: Job, why: str) -> None:
+        """Back to pending as a new attempt, with a fresh set of attempts, ahead of batch work."""
+        attempt = job.attempt + 1
+        Job.update(state=PENDING, attempt=attempt, max_attempts=attempt + self.settings.retry_attempts - 1,
+                   priority=PRIORITY_INTERACTIVE, progress=0, error=None, error_kind=None, worker=None,
+                   finished_at=None, not_before=None, reused_from=None, result=None).where(Job.id == job.id).execute()
+        JobEvent.create(job=job, type=why, attempt=attempt, at=time.time())
+
+    def reprocess(self, document_ids: Iterable[int]) -> list[Job]:
+        """Run every finished job of these documents again from scratch (not reusing earlier results),
+        ahead of batch work. Unfinished jobs are left to finish."""
+        jobs = list(Job.select().where(Job.document.in_(list(document_ids)), Job.state.in_(TERMINAL)))
+        with db.atomic():
+            for job in jobs:
+                self._run_again(job, "reprocess")
+        self.transport.uncancel_jobs(self.owner, [job.id for job in jobs])
+        self.dispatch()
+        self.ensure_workers()
+        return jobs
+
+    def _rerun_dependents(self, job: Job) -> list[Job]:
+        """Jobs that work from this job's result run again after it (retrying OCR re-runs the summary)."""
+        again = []
+        for dependent in dependents_of(job.type):
+            later = Job.get_or_none(Job.document == job.document_id, Job.type == dependent.name)
+            if later is None or later.state in UNFINISHED:
+                continue
+            self._run_again(later, "retry")
+            again.append(later)
+        return again
+
+    def cancel(self, job_ids: Iterable[int] = (), session_id: int | None = None) -> list[int]:
+        """Cancel unfinished jobs: a queued one never starts, a running one stops at its next checkpoint.
+
+        Queued and pending jobs end ``cancelled`` at once; running ones when their worker stops them
+        (or ``complete``, if they finish first). Returns the ids of the jobs cancelled."""
+        query = Job.select().where(Job.state.in_(UNFINISHED))
+        query = query.where(Job.session == session_id) if session_id is not None else query.where(
+            Job.id.in_(list(job_ids)))
+        jobs = list(query)
+        if not jobs:
+            return []
+        # The mark first: a worker that dequeues one of these from now on drops it.
+        self.transport.cancel_jobs(self.owner, [job.id for job in jobs])
+        now = time.time()
+        with db.atomic():
+            for job in jobs:
+                if job.state != PROCESSING:
+                    Job.update(state=CANCELLED, finished_at=now, lease_expires_at=None).where(
+                        Job.id == job.id, Job.state.in_((PENDING, QUEUED))).execute()
+                    job.state = CANCELLED
+                    self._settle_dependents(job)
+                JobEvent.create(job=job, type="cancel", attempt=job.attempt, at=now)
+        return [job.id for job in jobs]
+
+    def discard(self, job_ids: Iterable[int] = (), failed: bool = False, session_id: int | None = None) -> list[int]:
+        """Take failed jobs off the failed list for good (they end ``cancelled``, their error kept)."""
+        query = Job.select(Job.id).where(Job.state == FAILED)
+        if failed:
+            if session_id is not None:
+                query = query.where(Job.session == session_id)
+        else:
+            query = query.where(Job.id.in_(list(job_ids)))
+        ids = [job.id for job in query]
+        now = time.time()
+        with db.atomic():
+            Job.update(state=CANCELLED).where(Job.id.in_(ids)).execute()
+            for job_id in ids:
+                JobEvent.create(job=job_id, type="discard", attempt=0, at=now)
+        return ids
+
+    def remove_session(self, session_id: int) -> bool:
+        """Forget a session: cancel its unfinished jobs, delete its rows, and the result files that no
+        other session's documents share."""
+        session = self.session(session_id)
+        if session is None:
+            return False
+        self.cancel(session_id=session_id)
+        shas = {sha for (sha,) in Document.select(Document.sha256).where(Document.session == session).tuples()}
+        in_flight = [doc.sha256 for doc in Document.select().where(Document.session == session,
+                                                                  Document.blob_in_flight == True)]  # noqa: E712
+        doc_ids = [d for (d,) in Document.select(Document.id).where(Document.session == session).tuples()]
+        with db.atomic():
+            for doc_id in doc_ids:
+                db.execute_sql("DELETE FROM search_index WHERE document_id = ?", (doc_id,))
+            session.delete_instance(recursive=True)
+        still_used = {sha for (sha,) in Document.select(Document.sha256).where(Document.sha256.in_(list(shas))).tuples()}
+        for sha in shas - still_used:
+            shutil.rmtree(self.artifacts_dir / sha[:2] / sha, ignore_errors=True)
+            if sha in in_flight:
+                self.transport.delete_blob(self.owner, sha)
+        return True
+
+    def pause(self, queue: str) -> None:
+        """Pause a queue for every worker (they finish what they run); it stays paused across restarts."""
+        self.transport.set_paused(queue, True)
+
+    def resume(self, queue: str) -> None:
+        self.transport.set_paused(queue, False)
+
+    def paused_queues(self) -> set[str]:
+        return self.transport.paused_queues()
+
+    # -- upkeep ------------------------------------------------------------------------
+    def maintenance(self, now: float | None = None) -> dict:
+        """Trim what is past its retention: finished jobs' timelines here, cancel marks and stale
+        workers in the transport. Results and artifacts stay as long as their session does."""
+        now = time.time() if now is None else now
+        cutoff = now - self.settings.retention_seconds
+        old_jobs = Job.select(Job.id).where(Job.state.in_(TERMINAL), Job.finished_at < cutoff)
+        timeline = JobEvent.delete().where(JobEvent.job.in_(old_jobs)).execute()
+        trimmed = {"timeline_events": timeline, **self.transport.maintenance(self.settings.retention_seconds, now)}
+        Meta.set_value("maintenance_at", now)
+        return trimmed
+
+    def maybe_maintain(self, every: float = 3600) -> dict | None:
+        """Run ``maintenance`` when it last ran more than ``every`` seconds ago."""
+        if self.read_only:
+            return None
+        if time.time() - float(Meta.get_value("maintenance_at", 0)) < every:
+            return None
+        return self.maintenance()
+
+    # -- search ------------------------------------------------------------------------
+    def _index(self, doc: Document) -> None:
+        """(Re)write a document's row in the full-text index from its OCR and summary results."""
+        results = {job.type: job.result or {} for job in
+                   Job.select(Job.type, Job.result).where(Job.document == doc.id, Job.state == COMPLETE,
+                                                          Job.type.in_(SEARCHED_JOB_TYPES))}
+        summary = results.get("summary", {})
+        db.execute_sql("DELETE FROM search_index WHERE document_id = ?", (doc.id,))
+        db.execute_sql("INSERT INTO search_index (document_id, name, title, summary, text) VALUES (?, ?, ?, ?, ?)",
+                       (doc.id, Path(doc.path).name, summary.get("title") or "", summary.get("summary") or "",
+                        results.get("ocr", {}).get("text") or ""))
+
+    def search(self, query: str, limit: int = 50, session_id: int | None = None) -> list[dict]:
+        """Documents matching every word of ``query`` (the last one as a prefix), best first, each
+        with a snippet around the match. Words are matched in file names, titles, summaries and text."""
+        words = re.findall(r"\w+", query, re.UNICODE)
+        if not words:
+            return []
+        match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        sql = ("SELECT s.document_id, bm25(search_index, 0, 8.0, 6.0, 3.0, 1.0) AS rank, "
+               "snippet(search_index, -1, '[', ']', '…', 12) FROM search_index s "
+               "JOIN document d ON d.id = s.document_id WHERE search_index MATCH ?"
+               + (" AND d.session_id = ?" if session_id is not None else "") + " ORDER BY rank LIMIT ?")
+        params = (match, session_id, limit) if session_id is not None else (match, limit)
+        rows = db.execute_sql(sql, params).fetchall()
+        docs = {d.id: d for d in Document.select().where(Document.id.in_([r[0] for r in rows]))}
+        titles = {j.document_id: (j.result or {}).get("title") for j in Job.select(Job.document, Job.result).where(
+            Job.document.in_(list(docs)), Job.type == "summary", Job.state == COMPLETE)}
+        return [{"document_id": doc_id, "session_id": docs[doc_id].session_id, "path": docs[doc_id].path,
+                 "title": titles.get(doc_id), "snippet": " ".join(snippet.split()), "rank": round(rank, 3)}
+                for doc_id, rank, snippet in rows if doc_id in docs]
+
+    # -- reading -----------------------------------------------------------------------
+    def latest_session(self) -> UploadSession | None:
+        return UploadSession.select().order_by(UploadSession.id.desc()).first()
+
+    def session(self, session_id: int) -> UploadSession | None:
+        return UploadSession.get_or_none(UploadSession.id == session_id)
+
+    def document_counts(self, session: UploadSession) -> Counter:
+        """Documents of a session by status (see ``document_status``)."""
+        by_doc: dict[int, list[str]] = {}
+        for doc_id, state in (Job.select(Job.document, Job.state).where(Job.session == session).tuples()):
+            by_doc.setdefault(doc_id, []).append(state)
+        counts = Counter(document_status(states) for states in by_doc.values())
+        counts["total"] = Document.select().where(Document.session == session).count()
+        return counts
+
+    def failed_jobs(self, session_id: int | None = None, limit: int | None = None) -> list[dict]:
+        return stats.failed_jobs(session_id, limit)
+
+    def statistics(self, window: float = 3600.0) -> dict:
+        return stats.statistics(self.transport, window)
+
+    def health(self, max_lag: float = 300.0) -> dict:
+        # Local workers start with the work, so on the embedded queue no worker is fine when idle.
+        return stats.health(self.transport, max_lag, need_workers=self.local_workers is None)
+
+    def unfinished(self, session: UploadSession | None = None) -> int:
+        query = Job.select().where(Job.state.in_(UNFINISHED))
+        if session is not None:
+            query = query.where(Job.session == session)
+        return query.count()
+
+    def housekeeping(self) -> None:
+        """What an owner does every few seconds: requeue lost jobs, queue what is ready, start local
+        workers, trim what is past its retention. Raises CONNECTION_ERRORS while the transport is down."""
+        if self.read_only:
+            return
+        self.check_leases()
+        self.check_lost_tasks()
+        self.dispatch()
+        self.ensure_workers()
+        self.maybe_maintain()
+
+    def wait(self, session: UploadSession, on_progress: Callable[[Counter], None] | None = None,
+             timeout: float | None = None, on_connection: Callable[[bool, str], None] | None = None) -> bool:
+        """Apply events until every job of the session has ended; False on timeout.
+
+        While the transport is unreachable it retries with backoff, telling ``on_connection(False,
+        why)`` once, and ``on_connection(True, ...)`` when it is back; nothing is lost meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        next_housekeeping = 0.0
+        backoff = Backoff(first=0.5, cap=5.0)
+        while True:
+            try:
+                applied = self.pump(block_ms=250)
+                now = time.monotonic()
+                if applied < self.EVENT_BATCH and now >= next_housekeeping:
+                    self.housekeeping()
+                    next_housekeeping = now + 2
+            except CONNECTION_ERRORS as exc:
+                if backoff.failures == 0:
+                    log.warning("lost %s: %s", self.transport.describe(), exc)
+                    if on_connection:
+                        on_connection(False, f"cannot reach {self.transport.describe()} ({exc}); retrying")
+                time.sleep(backoff.failed())
+                now = time.monotonic()
+            else:
+                if backoff.succeeded():
+                    log.info("%s is reachable again", self.transport.describe())
+                    if on_connection:
+                        on_connection(True, f"connected to {self.transport.describe()} again")
+            if on_progress:
+                on_progress(self.document_counts(session))
+            if not self.unfinished(session):
+                return True
+            if deadline is not None and now > deadline:
+                return False
+
+    def report(self, session: UploadSession) -> dict:
+        """A session as JSON: what ``snapdesk status --json`` prints (documented in the README)."""
+        docs = list(Document.select().where(Document.session == session).order_by(Document.id))
+        jobs_by_doc: dict[int, list[Job]] = {}
+        for job in Job.select().where(Job.session == session).order_by(Job.id):
+            jobs_by_doc.setdefault(job.document_id, []).append(job)
+        job_counts = Counter(job.state for jobs in jobs_by_doc.values() for job in jobs)
+        documents = []
+        for doc in docs:
+            jobs = jobs_by_doc.get(doc.id, [])
+            documents.append({
+                "id": doc.id, "path": doc.path, "size": doc.size, "sha256": doc.sha256, "kind": doc.kind,
+                "width": doc.width, "height": doc.height, "status": document_status([j.state for j in jobs]),
+                "jobs": {job.type: job_report(job) for job in jobs},
+            })
+        doc_counts = self.document_counts(session)
+        return {
+            "session": {"id": session.id, "name": session.name, "created_at": _iso(session.created_at),
+                        "paths": session.paths, "status": session_status(doc_counts)},
+            "counts": {
+                "documents": {"total": doc_counts["total"],
+                              **{s: doc_counts.get(s, 0) for s in ("queued", "running", "complete", "failed",
+                                                                    "cancelled")}},
+                "jobs": {state: job_counts.get(state, 0) for state in JOB_STATES},
+                "skipped": session.skipped,
+            },
+            "transport": self.transport.describe(),
+            "documents": documents,
+        }
+
+
+def job_report(job: Job) -> dict:
+    return {
+        "id": job.id, "state": job.state, "attempts": job.attempt, "max_attempts": job.max_attempts,
+        "progress": job.progress, "priority": job.priority, "worker": job.worker, "duration_ms": job.duration_ms,
+        "queued_at": _iso(job.queued_at), "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
+        "error": job.error, "error_kind": job.error_kind, "reused": job.reused_from is not None,
+        "result": job.result,
+    }
+
+
+def document_status(states: list[str]) -> str:
+    """One word for a document from its jobs' states."""
+    if not states:
+        return "complete"
+    if FAILED in states:
+        return "failed"
+    if PROCESSING in states:
+        return "running"
+    if PENDING in states or QUEUED in states:
+        return "queued"
+    if all(s == "cancelled" for s in states):
+        return "cancelled"
+    return "complete"
+
+
+def session_status(doc_counts: Counter) -> str:
+    if doc_counts.get("queued") or doc_counts.get("running"):
+        return "running"
+    return "failed" if doc_counts.get("failed") else "complete"
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _session_name(paths: list[str]) -> str:
+    first = Path(paths[0]).name if paths else "session"
+    return first if len(paths) == 1 else f"{first} and {len(paths) - 1} more"

@@ -1,0 +1,266 @@
+"""Runs one job inside a worker process: fetch the document, run its processor, emit events.
+
+Retries are scheduled here, by the worker, so a retry happens even while the owner is
+closed: a retryable failure with attempts left goes back on its queue after an exponential
+backoff with jitter; anything else ends the job as failed. Every outcome is an event.
+
+A job the owner cancelled never starts, and a running one stops at its next checkpoint (each
+progress report is one); a job dequeued just as its queue was paused goes back untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..processors.errors import JobError, PermanentError, RetryableError
+from . import events as ev
+from .jobs import JOB_TYPES
+from .transport import CONNECTION_ERRORS, Backoff
+
+log = logging.getLogger("snapdesk.worker")
+
+PAYLOAD_VERSION = 1
+PROGRESS_INTERVAL = 0.5  # seconds between progress events, milestones aside
+CANCEL_CHECK_INTERVAL = 0.5  # seconds between looks at the cancel marks while a job runs
+
+
+class Cancelled(Exception):
+    """The owner cancelled the running job; it stops here and ends as cancelled."""
+
+
+@dataclass
+class WorkerContext:
+    transport: object
+    worker: dict
+    #: (owner, job_id) -> payload of every job running in this process, for lease heartbeats.
+    running: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    faults: dict = field(default_factory=dict)
+    #: The paused queues as last read; the worker's main loop refreshes it.
+    paused: frozenset = frozenset()
+    #: How long cancel marks are kept (the periodic maintenance trims older ones).
+    retention_seconds: float = 30 * 86400
+    #: The worker's own settings: the LLM endpoint, model and key for summaries.
+    settings: object = None
+
+    def running_by_owner(self) -> dict[str, list[list[int]]]:
+        with self.lock:
+            by_owner: dict[str, list[list[int]]] = {}
+            for (owner, job_id), payload in self.running.items():
+                by_owner.setdefault(owner, []).append([job_id, payload["attempt"]])
+            return by_owner
+
+
+_context: WorkerContext | None = None
+
+
+def install(context: WorkerContext) -> None:
+    """Make this process a worker: jobs dequeued from now on run with this context."""
+    global _context
+    context.faults = json.loads(os.environ.get("SNAPDESK_TEST_FAULTS") or "{}")
+    _context = context
+
+
+def backoff_seconds(backoff_ms: int, attempt: int) -> float:
+    """Exponential backoff from ``backoff_ms`` for the attempt that just failed, with +-20 % jitter."""
+    return backoff_ms * 2 ** (attempt - 1) * random.uniform(0.8, 1.2) / 1000
+
+
+def run_job(payload: dict) -> None:
+    """The task every queue runs. Never raises: every outcome becomes an event."""
+    ctx = _context
+    if ctx is None:
+        raise RuntimeError("jobs run only inside snapdesk-worker")
+    job_type = JOB_TYPES.get(payload["job_type"])
+    emit = _Emitter(ctx, payload)
+    try:
+        if not _may_start(ctx, job_type, payload, emit):
+            return
+    except CONNECTION_ERRORS as exc:  # cannot tell yet: back on the queue, to be looked at again
+        log.warning("job %s %s goes back on its queue: %s", payload["job_id"], payload["job_type"], exc)
+        _requeue(ctx, job_type.queue, payload)
+        return
+    key = (payload["owner"], payload["job_id"])
+    with ctx.lock:
+        ctx.running[key] = payload
+    started = time.monotonic()
+    try:
+        emit(ev.JOB_STARTED)
+        if payload.get("v") != PAYLOAD_VERSION or job_type is None:
+            raise PermanentError(f"this worker cannot run {payload['job_type']!r} jobs of payload version "
+                                 f"{payload.get('v')}: upgrade snapdesk-worker to the app's version")
+        source = fetch_source(ctx.transport, payload) if job_type.needs_source else None
+        _inject_faults(ctx.faults, payload, emit.checkpoint)
+        emit.checkpoint(force=True)
+        result, files = job_type.run(source, payload, emit.progress, ctx.settings)
+        duration = _ms(started)
+        emit(ev.JOB_COMPLETE, progress=100, duration_ms=duration, result=result,
+             files={name: base64.b64encode(data).decode("ascii") for name, data in files.items()})
+        _log_outcome(payload, "complete", duration)
+    except Cancelled:
+        duration = _ms(started)
+        emit(ev.JOB_CANCELLED, duration_ms=duration, error="cancelled while it ran")
+        _log_outcome(payload, "cancelled", duration)
+    except JobError as exc:
+        _failed(ctx, payload, emit, exc.kind, str(exc), started, getattr(exc, "retry_after", None))
+    except Exception as exc:  # a bug or an unforeseen condition: log it whole, retry it
+        log.exception("job %s %s raised", payload["job_id"], payload["job_type"])
+        _failed(ctx, payload, emit, "retryable", f"unexpected error: {type(exc).__name__}: {exc}", started)
+    finally:
+        with ctx.lock:
+            ctx.running.pop(key, None)
+
+
+def _may_start(ctx, job_type, payload, emit) -> bool:
+    """Whether the job runs now: not when its queue was just paused or it was cancelled (it ends
+    here), nor when the rate limit is used up (it waits its turn, without using an attempt)."""
+    if job_type is None:
+        return True  # run_job reports it
+    paused = frozenset(ctx.transport.paused_queues())
+    ctx.paused = paused
+    if job_type.queue in paused:  # dequeued just as the queue was paused: back it goes, untouched
+        _requeue(ctx, job_type.queue, payload)
+        return False
+    if ctx.transport.is_cancelled(payload["owner"], payload["job_id"]):
+        emit(ev.JOB_CANCELLED, error="cancelled before it started")
+        _log_outcome(payload, "cancelled", 0)
+        return False
+    per_minute = payload.get("limits", {}).get("rate_per_minute") if job_type.rate_limited else None
+    if per_minute:
+        wait = ctx.transport.acquire_rate(job_type.queue, per_minute)
+        if wait > 0:
+            _requeue(ctx, job_type.queue, payload, delay=wait)
+            return False
+    return True
+
+
+def _requeue(ctx, queue: str, payload: dict, delay: float | None = None) -> None:
+    """Put a task (back) on its queue; while the transport is down, keep trying: it must not be lost."""
+    backoff = Backoff()
+    while True:
+        try:
+            ctx.transport.enqueue(queue, payload, priority=payload.get("priority", 0), delay=delay)
+            return
+        except CONNECTION_ERRORS:
+            time.sleep(backoff.failed())
+
+
+def maintain() -> None:
+    """The periodic maintenance task (every worker's scheduler queues it): trims the transport."""
+    ctx = _context
+    if ctx is None:
+        raise RuntimeError("maintenance runs only inside snapdesk-worker")
+    trimmed = ctx.transport.maintenance(ctx.retention_seconds)
+    log.info("maintenance: trimmed %s", ", ".join(f"{n} {what}" for what, n in trimmed.items()))
+
+
+def _log_outcome(payload: dict, outcome: str, duration: int) -> None:
+    log.info("job %s %s %s in %d ms", payload["job_id"], payload["job_type"], outcome, duration,
+             extra={"job_id": payload["job_id"], "job_type": payload["job_type"], "duration_ms": duration,
+                    "outcome": outcome})
+
+
+def _failed(ctx, payload, emit, kind, message, started, retry_after=None):
+    duration = _ms(started)
+    attempt, max_attempts = payload["attempt"], payload["max_attempts"]
+    if kind == "retryable" and attempt < max_attempts:
+        # The backoff, or longer when the other side said how long to wait (Retry-After).
+        delay = max(backoff_seconds(payload["backoff_ms"], attempt), retry_after or 0)
+        # Queue the next attempt first: if the event is lost, the retry still happens and its
+        # own events carry the higher attempt number.
+        _requeue(ctx, JOB_TYPES[payload["job_type"]].queue, {**payload, "attempt": attempt + 1}, delay=delay)
+        emit(ev.JOB_RETRYING, error=message, error_kind=kind, duration_ms=duration, delay_ms=int(delay * 1000))
+        outcome = f"retrying in {delay:.1f} s"
+    else:
+        if kind == "retryable":
+            message = f"{message} (gave up after {attempt} attempts)"
+        emit(ev.JOB_FAILED, error=message, error_kind=kind, duration_ms=duration)
+        outcome = "failed"
+    log.warning("job %s %s %s after %d ms: %s", payload["job_id"], payload["job_type"], outcome, duration, message,
+                extra={"job_id": payload["job_id"], "job_type": payload["job_type"], "duration_ms": duration,
+                       "outcome": outcome.split()[0], "error": message})
+
+
+class _Emitter:
+    def __init__(self, ctx: WorkerContext, payload: dict):
+        self.ctx, self.payload = ctx, payload
+        self._last_progress = 0.0
+        self._last_cancel_check = time.monotonic()
+
+    def __call__(self, type_: str, **fields) -> None:
+        self.ctx.transport.emit(self.payload["owner"], ev.job_event(type_, self.payload, self.ctx.worker, **fields))
+
+    def checkpoint(self, force: bool = False) -> None:
+        """Raise Cancelled when the owner has cancelled this job (looked up at most every 0.5 s)."""
+        now = time.monotonic()
+        if force or now - self._last_cancel_check >= CANCEL_CHECK_INTERVAL:
+            self._last_cancel_check = now
+            try:
+                cancelled = self.ctx.transport.is_cancelled(self.payload["owner"], self.payload["job_id"])
+            except CONNECTION_ERRORS:
+                return  # cannot tell now: the job goes on, and the next checkpoint looks again
+            if cancelled:
+                raise Cancelled()
+
+    def progress(self, percent: int) -> None:
+        """Report progress, at most every PROGRESS_INTERVAL seconds but for the milestones. A checkpoint."""
+        self.checkpoint()
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_INTERVAL or percent in (25, 50, 75):
+            self._last_progress = now
+            self(ev.JOB_PROGRESS, progress=int(percent))
+
+
+def fetch_source(transport, payload: dict) -> bytes:
+    """The document's bytes: the original file when it is readable here and unchanged, else its blob."""
+    path, sha256 = payload["path"], payload["sha256"]
+    problem = None
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        problem = PermanentError("the file is gone: it was moved or deleted after it was added")
+    except PermissionError:
+        problem = PermanentError("cannot read the file: permission denied")
+    except IsADirectoryError:
+        problem = PermanentError("the path is now a folder, not a file")
+    except OSError as exc:
+        problem = RetryableError(f"cannot read the file: {exc.strerror or exc}")
+    else:
+        if hashlib.sha256(data).hexdigest() == sha256:
+            return data
+        problem = PermanentError("the file changed after it was added; add it again to process the new version")
+    if transport.uses_blobs:
+        blob = transport.get_blob(payload["owner"], sha256)
+        if blob is not None and hashlib.sha256(blob).hexdigest() == sha256:
+            return blob
+    raise problem
+
+
+def _inject_faults(faults: dict, payload: dict, checkpoint) -> None:
+    """Test hook (SNAPDESK_TEST_FAULTS): slow down or fail chosen jobs to exercise retries and drains.
+
+    ``{"thumbnail": {"match": "flaky", "sleep": 2, "fail_attempts": 1}}`` makes thumbnail jobs of
+    documents whose path contains "flaky" take 2 s more and fail their first attempt.
+    """
+    rule = faults.get(payload["job_type"])
+    if not rule or rule.get("match", "") not in payload["path"]:
+        return
+    until = time.monotonic() + float(rule.get("sleep", 0))
+    while time.monotonic() < until:  # a slow job that still stops at checkpoints
+        time.sleep(min(0.1, max(0.0, until - time.monotonic())))
+        checkpoint()
+    if payload["attempt"] <= int(rule.get("fail_attempts", 0)):
+        raise RetryableError(f"injected transient fault on attempt {payload['attempt']}")
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

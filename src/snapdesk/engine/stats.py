@@ -1,0 +1,147 @@
+"""What the Jobs view, `snapdesk jobs` and `snapdesk health` show: queue statistics, workers, health.
+
+Counts by state, durations and failures come from the library DB (this library's jobs);
+waiting and delayed tasks, pauses and workers come from the transport (the whole farm).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import peewee
+
+from ..config import QUEUES
+from ..store.db import COMPLETE, FAILED, JOB_STATES, QUEUED, Document, Job
+from .jobs import JOB_TYPES
+
+#: A worker whose last heartbeat is older than this is not counted as alive.
+WORKER_ALIVE_SECONDS = 30.0
+
+
+def _queue_of(job_type: str) -> str | None:
+    job = JOB_TYPES.get(job_type)
+    return job.queue if job else None
+
+
+def _p95(values: list[int]) -> int | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
+
+
+def _mean(values) -> int | None:
+    values = list(values)
+    return int(sum(values) / len(values)) if values else None
+
+
+def failed_jobs(session_id: int | None = None, limit: int | None = None) -> list[dict]:
+    """The failed jobs, newest first, with their error, attempts and input."""
+    query = (Job.select(Job, Document).join(Document).where(Job.state == FAILED)
+             .order_by(Job.finished_at.desc(), Job.id.desc()))
+    if session_id is not None:
+        query = query.where(Job.session == session_id)
+    if limit:
+        query = query.limit(limit)
+    return [{"id": job.id, "type": job.type, "queue": _queue_of(job.type), "session_id": job.session_id,
+             "document_id": job.document_id, "path": job.document.path, "sha256": job.document.sha256,
+             "attempts": job.attempt, "max_attempts": job.max_attempts, "error": job.error,
+             "error_kind": job.error_kind, "worker": job.worker, "finished_at": job.finished_at}
+            for job in query]
+
+
+def statistics(transport, window: float = 3600.0, now: float | None = None) -> dict:
+    """Per queue: counts by state, waiting/delayed/paused, and over the last ``window`` seconds the
+    throughput per minute, mean and p95 duration, mean wait, failure rate, the slowest jobs and the
+    errors grouped by message. Plus the live workers."""
+    now = time.time() if now is None else now
+    since = now - window
+    queue_counts = transport.queue_counts()
+    queues = {}
+    for queue in QUEUES:
+        types = [name for name, t in JOB_TYPES.items() if t.queue == queue]
+        by_state = Counter(dict(Job.select(Job.state, peewee.fn.COUNT(Job.id)).where(Job.type.in_(types))
+                                .group_by(Job.state).tuples())) if types else Counter()
+        recent = list(Job.select(Job.id, Job.state, Job.duration_ms, Job.queued_at, Job.started_at, Job.worker,
+                                 Job.document).where(Job.type.in_(types), Job.finished_at >= since,
+                                                     Job.state.in_((COMPLETE, FAILED)), Job.reused_from.is_null()))
+        done = [j for j in recent if j.state == COMPLETE]
+        failed = [j for j in recent if j.state == FAILED]
+        durations = [j.duration_ms for j in done if j.duration_ms is not None]
+        waits = [int((j.started_at - j.queued_at) * 1000) for j in recent
+                 if j.started_at and j.queued_at and j.started_at >= j.queued_at]
+        slowest = sorted((j for j in done if j.duration_ms is not None), key=lambda j: -j.duration_ms)[:5]
+        paths = dict(Document.select(Document.id, Document.path)
+                     .where(Document.id.in_([j.document_id for j in slowest])).tuples()) if slowest else {}
+        errors = Counter(error for (error,) in Job.select(Job.error).where(Job.type.in_(types), Job.state == FAILED)
+                         .tuples()) if types else Counter()
+        queues[queue] = {
+            "states": {state: by_state.get(state, 0) for state in JOB_STATES},
+            **queue_counts[queue],
+            "finished_in_window": len(recent),
+            "throughput_per_min": round(len(done) / (window / 60), 2),
+            "mean_ms": _mean(durations),
+            "p95_ms": _p95(durations),
+            "mean_wait_ms": _mean(waits),
+            "failure_rate": round(len(failed) / len(recent), 3) if recent else None,
+            "slowest": [{"id": j.id, "path": paths.get(j.document_id), "duration_ms": j.duration_ms,
+                         "worker": j.worker} for j in slowest],
+            "errors": [{"error": error, "count": n} for error, n in errors.most_common(10)],
+        }
+    return {"window_seconds": window, "transport": transport.describe(), "queues": queues,
+            "workers": workers(transport, now)}
+
+
+def workers(transport, now: float | None = None) -> list[dict]:
+    """The workers that sent a heartbeat lately: host, pid, queues, concurrency, current jobs."""
+    now = time.time() if now is None else now
+    return [{"id": w["id"], "host": w["host"], "pid": w["pid"], "queues": w.get("queues", []),
+             "concurrency": w.get("concurrency", {}), "running": w.get("running", []),
+             "paused": w.get("paused", []), "version": w.get("version"),
+             "last_heartbeat": w["last_heartbeat"], "seconds_since_heartbeat": round(now - w["last_heartbeat"], 1)}
+            for w in transport.workers(max_age=WORKER_ALIVE_SECONDS)]
+
+
+def health(transport, max_lag: float = 300.0, need_workers: bool = True, now: float | None = None) -> dict:
+    """Is the transport reachable, is some worker alive to serve each queue with work, and does no
+    job wait longer than ``max_lag`` seconds? ``ok`` is False when any check fails."""
+    now = time.time() if now is None else now
+    checks = []
+
+    def check(name, ok, detail):
+        checks.append({"name": name, "ok": bool(ok), "detail": detail})
+
+    try:
+        transport.ping()
+        counts = transport.queue_counts()
+        live = workers(transport, now)
+    except Exception as exc:  # whatever the cause, a probe reports it rather than crash
+        check("transport", False, f"cannot reach {transport.describe()}: {exc}")
+        return {"ok": False, "transport": transport.describe(), "checks": checks}
+    check("transport", True, f"{transport.describe()} answers")
+
+    waiting = {q: c["waiting"] for q, c in counts.items() if c["waiting"] and not c["paused"]}
+    if live:
+        check("workers", True, f"{len(live)} alive: " + ", ".join(f"{w['host']}:{w['pid']}" for w in live))
+    elif need_workers or waiting:
+        check("workers", False, "no worker has sent a heartbeat in the last "
+              f"{WORKER_ALIVE_SECONDS:.0f} s" + (f" while {sum(waiting.values())} jobs wait" if waiting else ""))
+    else:
+        check("workers", True, "none running, and no work waiting (local workers start with the work)")
+    served = {q for w in live for q in w["queues"] if q not in w.get("paused", [])}
+    unserved = sorted(q for q in waiting if q not in served)
+    if unserved:
+        check("queues", False, "jobs wait on " + ", ".join(f"{q} ({waiting[q]})" for q in unserved)
+              + " and no live worker serves " + ("it" if len(unserved) == 1 else "them"))
+    else:
+        paused = sorted(q for q, c in counts.items() if c["paused"])
+        check("queues", True, "every queue with work has a worker" + (f"; paused: {', '.join(paused)}" if paused else ""))
+
+    paused_types = [name for name, t in JOB_TYPES.items() if counts.get(t.queue, {}).get("paused")]
+    oldest = (Job.select(peewee.fn.MIN(Job.queued_at))
+              .where(Job.state == QUEUED, Job.type.not_in(paused_types),  # a paused queue is meant to wait
+                     (Job.not_before.is_null()) | (Job.not_before <= now)).scalar())
+    lag = 0.0 if oldest is None else max(0.0, now - oldest)
+    check("lag", lag <= max_lag, f"the oldest waiting job has waited {lag:.0f} s (limit {max_lag:.0f} s)")
+    return {"ok": all(c["ok"] for c in checks), "transport": transport.describe(), "checks": checks}
