@@ -1,0 +1,1 @@
+"""snapdesk-worker: a headless consumer of SnapDesk's job queues."""

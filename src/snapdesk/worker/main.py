@@ -1,0 +1,329 @@
+"""snapdesk-worker: runs jobs from chosen queues, on the embedded queue or a Redis farm.
+
+    snapdesk-worker --redis redis://farm:6379/0 --queues ocr --concurrency 2 --log-json
+
+Each queue gets a Huey consumer with thread workers (no fork, so it runs on Windows too).
+SIGTERM and SIGINT drain: no new job starts, running jobs get ``--drain-timeout`` seconds
+to finish, and whatever still runs then goes back on its queue before the process exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from huey import signals as huey_signals
+from huey.consumer import Consumer
+from huey.consumer import Worker as HueyWorker
+
+from .. import __version__
+from ..config import QUEUES, ConfigError, load_settings, redact_url
+from ..engine import events as ev
+from ..engine import runner
+from ..engine.jobs import JOB_TYPES
+from ..engine.local_workers import lock_path, try_lock
+from ..engine.transport import CONNECTION_ERRORS, TASK_NAME, Backoff, SignatureError, make_transport
+
+log = logging.getLogger("snapdesk.worker")
+
+REGISTRY_INTERVAL = 5.0  # seconds between heartbeats in the worker registry
+
+
+class JSONFormatter(logging.Formatter):
+    FIELDS = ("job_id", "job_type", "duration_ms", "outcome", "error", "worker")
+
+    def format(self, record):
+        entry = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+                 "msg": record.getMessage()}
+        entry.update({k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+class _NoConnectionTracebacks(logging.Filter):
+    """While the transport is down, Huey logs a traceback on every read it tries; the worker already
+    said once that it is retrying, so those records go."""
+
+    def filter(self, record):
+        return not (record.exc_info and isinstance(record.exc_info[1], CONNECTION_ERRORS))
+
+
+def setup_logging(json_logs: bool, log_file: str | None, level=logging.INFO) -> None:
+    handler = (logging.handlers.RotatingFileHandler(log_file, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+               if log_file else logging.StreamHandler(sys.stderr))
+    handler.setFormatter(JSONFormatter() if json_logs else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_NoConnectionTracebacks())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("huey").setLevel(logging.WARNING)  # it logs every task at INFO; we log one line per job
+
+
+class _PausableWorker(HueyWorker):
+    """A Huey worker thread that takes nothing from a paused queue, and backs off quietly while the
+    queue cannot be read (Redis down) instead of logging a traceback ten times a second."""
+
+    is_paused = staticmethod(lambda: False)
+    outage: Backoff  # (Huey's Worker already has a `backoff`: the idle sleep multiplier)
+
+    def loop(self, now=None):
+        if self.is_paused():
+            self.stop_flag.wait(0.25)
+            return
+        try:
+            task = self.huey.dequeue()
+        except CONNECTION_ERRORS as exc:
+            if self.outage.failures == 0:
+                log.warning("cannot read the %s queue (%s); retrying with backoff", self.huey.name, exc)
+            self.stop_flag.wait(self.outage.failed())
+            return
+        except SignatureError as exc:  # forged or unsigned: dropped, never unpickled, never run
+            log.error("dropped a task on the %s queue: %s", self.huey.name, exc)
+            return
+        except Exception:
+            self._logger.exception("Error reading from queue")
+            return
+        if self.outage.succeeded():
+            log.info("the %s queue is readable again", self.huey.name)
+        if task is None:
+            if not self.huey.storage.blocking:
+                self.sleep()
+            return
+        self.delay = self.default_delay
+        try:
+            self.huey.execute(task, now)
+        except Exception:
+            self._logger.exception("Unhandled error during execution of task %s.", task.id)
+
+
+class _Consumer(Consumer):
+    """A Huey consumer driven by the Worker: no signal handlers of its own, and pausable threads."""
+
+    worker_class = _PausableWorker
+
+    def __init__(self, huey, is_paused, **kwargs):
+        self._is_paused = is_paused  # before Consumer.__init__, which creates the worker threads
+        super().__init__(huey, **kwargs)
+
+    def _create_worker(self):
+        worker = super()._create_worker()
+        worker.is_paused = self._is_paused
+        worker.outage = Backoff()
+        return worker
+
+    def _set_signal_handlers(self):
+        pass
+
+
+class Worker:
+    def __init__(self, transport, settings, queues, concurrency=None, idle_exit=0.0, drain_timeout=None):
+        self.transport = transport
+        self.settings = settings
+        self.queues = queues
+        self.idle_exit = idle_exit
+        self.drain_timeout = settings.drain_timeout if drain_timeout is None else drain_timeout
+        self.identity = ev.worker_identity()
+        self.started_at = time.time()
+        self.context = runner.WorkerContext(transport=transport, worker=self.identity,
+                                            retention_seconds=settings.retention_seconds, settings=settings)
+        self.stopping = threading.Event()
+        self.concurrency = {q: concurrency or settings.concurrency(q) for q in queues}
+        self.consumers = {}
+        for queue in queues:
+            huey = transport.huey(queue)
+            huey.signal(huey_signals.SIGNAL_INTERRUPTED)(self._requeue_interrupted)
+            self.consumers[queue] = _Consumer(
+                huey, is_paused=lambda q=queue: q in self.context.paused,
+                workers=self.concurrency[queue], worker_type="thread",
+                periodic=queue == queues[0],  # one scheduler per process queues the maintenance task
+                # Poll an idle SQLite queue every 100 ms (Redis blocks instead): a drop starts fast.
+                initial_delay=0.1, backoff=1.0, max_delay=0.1, scheduler_interval=1,
+                check_worker_health=True, shutdown_timeout=self.drain_timeout)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def run(self) -> int:
+        runner.install(self.context)
+        # Before any job can start: a SIGTERM that arrives while the consumers start must still drain.
+        self._install_signal_handlers()
+        try:  # in the registry, and knowing the pauses, before the first job starts
+            self.context.paused = frozenset(self.transport.paused_queues())
+            self.transport.heartbeat(self.info())
+        except Exception:
+            log.exception("cannot reach the transport yet; trying again while running")
+        for consumer in self.consumers.values():
+            consumer.start()
+        log.info("worker %s serving %s on %s", self.identity["id"],
+                 ", ".join(f"{q} x{n}" for q, n in self.concurrency.items()), self.transport.describe())
+        next_lease = next_health = 0.0
+        next_registry = next_paused = time.monotonic() + 0.5
+        idle_since = time.monotonic()
+        backoff, retry_at = Backoff(first=1.0, cap=10.0), 0.0
+        while not self.stopping.wait(0.2):
+            now = time.monotonic()
+            if now < retry_at:
+                continue
+            try:
+                if now >= next_paused:
+                    self.context.paused = frozenset(self.transport.paused_queues())
+                    next_paused = now + 0.5
+                if now >= next_registry:
+                    self.transport.heartbeat(self.info())
+                    next_registry = now + REGISTRY_INTERVAL
+                if now >= next_lease:
+                    self.renew_leases()
+                    next_lease = now + self.settings.lease_renew_seconds
+                if now >= next_health:
+                    for consumer in self.consumers.values():
+                        consumer.check_worker_health()
+                    next_health = now + 10
+                if self.idle_exit:
+                    if self.context.running or self._queued():
+                        idle_since = now
+                    elif now - idle_since >= self.idle_exit:
+                        log.info("no work for %.0f s, exiting", self.idle_exit)
+                        break
+            except CONNECTION_ERRORS as exc:  # the jobs go on; heartbeats resume when the transport is back
+                if backoff.failures == 0:
+                    log.warning("cannot reach %s (%s); retrying with backoff", self.transport.describe(), exc)
+                retry_at = now + backoff.failed()
+                continue
+            except Exception:  # a bug must not kill the worker either; try again next round
+                log.exception("worker housekeeping failed")
+                retry_at = now + backoff.failed()
+                continue
+            if backoff.succeeded():
+                log.info("%s is reachable again", self.transport.describe())
+        self.drain()
+        return 0
+
+    def _install_signal_handlers(self):
+        def handle(signum, frame):
+            log.info("received %s: finishing running jobs (up to %.0f s)", signal.Signals(signum).name,
+                     self.drain_timeout)
+            self.stopping.set()
+
+        for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), handle)
+
+    def drain(self) -> None:
+        """Stop taking jobs; let running ones finish until the drain timeout, then requeue the rest."""
+        for consumer in self.consumers.values():
+            consumer.stop_flag.set()
+        deadline = time.monotonic() + self.drain_timeout
+        for consumer in self.consumers.values():
+            for _, thread in consumer.worker_threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            consumer.scheduler.join(max(0.0, deadline - time.monotonic()))
+        for consumer in self.consumers.values():
+            consumer.huey.notify_interrupted_tasks()  # -> _requeue_interrupted for each unfinished job
+        try:
+            self.transport.remove_worker(self.identity["id"])
+        except Exception:
+            log.exception("could not remove this worker from the registry")
+        log.info("worker %s stopped", self.identity["id"])
+
+    def _requeue_interrupted(self, signal_name, task, *args, **kwargs):
+        if task.name != TASK_NAME:
+            return  # the maintenance task: the next one comes soon enough
+        payload = task.args[0]
+        self.transport.enqueue(JOB_TYPES[payload["job_type"]].queue, payload, priority=payload.get("priority", 0))
+        self.transport.emit(payload["owner"], ev.job_event(
+            ev.JOB_QUEUED, payload, self.identity,
+            error="the worker stopped before the job finished; it went back to the queue"))
+        log.warning("job %s %s went back to the queue: the worker stopped", payload["job_id"], payload["job_type"])
+
+    # -- heartbeats --------------------------------------------------------------------
+    def renew_leases(self) -> None:
+        for owner, jobs in self.context.running_by_owner().items():
+            self.transport.emit(owner, {"type": ev.WORKER_HEARTBEAT, "worker": self.identity, "ts": time.time(),
+                                        "owner": owner, "jobs": jobs}, retry=False)
+
+    def info(self) -> dict:
+        with self.context.lock:
+            running = [{"owner": o, "job_id": j, "job_type": p["job_type"]} for (o, j), p in self.context.running.items()]
+        return {**self.identity, "queues": list(self.queues), "concurrency": self.concurrency,
+                "running": running, "version": __version__, "started_at": self.started_at,
+                "paused": sorted(set(self.queues) & self.context.paused)}
+
+    def _queued(self) -> bool:
+        """Work this worker could take: waiting or scheduled on a queue it serves that is not paused."""
+        return any(c.huey.pending_count() or c.huey.scheduled_count()
+                   for q, c in self.consumers.items() if q not in self.context.paused)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="snapdesk-worker", description="Run SnapDesk jobs from the chosen queues.")
+    p.add_argument("--version", action="version", version=f"snapdesk-worker {__version__}")
+    p.add_argument("--redis", metavar="URL", help="the farm's Redis (default: REDIS_URL; without one, the embedded "
+                   "queue of the library in --data-dir)")
+    p.add_argument("--data-dir", help="the library's data folder (embedded mode; default: SNAPDESK_DATA_DIR)")
+    p.add_argument("--queues", default=",".join(QUEUES), help=f"comma-separated queues to serve (default: all: "
+                   f"{','.join(QUEUES)})")
+    p.add_argument("--concurrency", type=int, help="jobs at once per queue (default: JOB_CONCURRENCY_* per queue)")
+    p.add_argument("--drain-timeout", type=float, help="seconds running jobs get to finish on SIGTERM/SIGINT "
+                   "before they go back to the queue (default 30)")
+    p.add_argument("--idle-exit", type=float, default=0, help="exit after this many seconds without work")
+    p.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    p.add_argument("--log-file", help="log to this file (rotated) instead of stderr")
+    p.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # the owner's local worker
+    p.add_argument("--self-test", action="store_true", help="thumbnail and OCR a bundled sample with the "
+                   "network blocked, print what was found, and exit (0 when it passed)")
+    args = p.parse_args(argv)
+    args.queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    unknown = [q for q in args.queues if q not in QUEUES]
+    if unknown or not args.queues:
+        p.error(f"unknown queue {', '.join(unknown) or '(none)'}; choose from {', '.join(QUEUES)}")
+    if args.concurrency is not None and args.concurrency < 1:
+        p.error("--concurrency must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.self_test:
+        from ..selftest import run as self_test
+
+        return self_test()
+    setup_logging(args.log_json, args.log_file)
+    try:
+        settings = load_settings(data_dir=args.data_dir, redis_url=args.redis)
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        lock = None
+        if args.single:
+            for _ in range(10):  # the owner may be probing the lock this very moment
+                lock = try_lock(lock_path(settings))
+                if lock:
+                    break
+                time.sleep(0.05)
+            else:
+                log.info("another local worker already serves %s", settings.data_dir)
+                return 0
+        transport = make_transport(settings)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    log.info("snapdesk-worker %s on %s", __version__,
+             redact_url(settings.redis_url) if settings.redis_url else f"the embedded queue in {settings.data_dir}")
+    try:
+        return Worker(transport, settings, args.queues, args.concurrency, args.idle_exit, args.drain_timeout).run()
+    finally:
+        transport.close()
+        if lock:
+            lock.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
