@@ -1,0 +1,355 @@
+"""The ``snapdesk`` command line: an owner of the library, like the window.
+
+    snapdesk [PATH...]                      open the window (adding PATHs as a session)
+    snapdesk submit PATH... [--wait] [--json] [--reprocess]
+    snapdesk status [SESSION] [--json]
+    snapdesk retry [--failed [--session N] | JOB_ID...]
+    snapdesk cancel [--session N | JOB_ID...]
+    snapdesk discard [--failed [--session N] | JOB_ID...]
+    snapdesk jobs [--failed] [--json]
+    snapdesk pause QUEUE... / snapdesk resume QUEUE...
+    snapdesk remove SESSION
+    snapdesk health [--json] [--max-lag SECONDS]
+    snapdesk search QUERY [--session N] [--limit N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+
+from . import __version__
+import redis
+
+from .config import QUEUES, ConfigError, load_settings
+from .engine.library import Library, LibraryError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class ProgressBar:
+    """One live line on stderr: done / running / failed of total documents."""
+
+    WIDTH = 30
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last = None
+        self._last_print = 0.0
+
+    def __call__(self, counts: Counter) -> None:
+        total = counts["total"] or 1
+        done, running, failed = counts.get("complete", 0), counts.get("running", 0), counts.get("failed", 0)
+        filled = int(self.WIDTH * (done + failed) / total)
+        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done + failed}/{counts['total']} "
+                f"done: {done}  running: {running}  failed: {failed}")
+        now = time.monotonic()
+        if line == self._last or (not self.tty and now - self._last_print < 2):
+            return
+        self._last, self._last_print = line, now
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def connection(self, connected: bool, message: str) -> None:
+        """A line of its own when the transport goes away or comes back."""
+        self.stream.write(("\r\033[K" if self.tty else "") + ("" if connected else "disconnected: ")
+                          + message + "\n")
+        self.stream.flush()
+        self._last = None  # repaint the progress line
+
+    def finish(self, counts: Counter) -> None:
+        self._last_print = 0.0  # the final counts always show
+        self(counts)
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="the library's data folder (default: SNAPDESK_DATA_DIR or the user data dir)")
+    p.add_argument("--redis", metavar="URL", help="use a Redis worker farm (default: REDIS_URL; else the embedded queue)")
+
+
+def _failed_or_ids(p: argparse.ArgumentParser) -> None:
+    """JOB_ID... or --failed [--session N]: the jobs a failed-job command acts on."""
+    _common(p)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--failed", action="store_true", help="every failed job")
+    group.add_argument("job_ids", nargs="*", type=int, default=[], metavar="JOB_ID")
+    p.add_argument("--session", type=int, help="with --failed: only this session's")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snapdesk", description="Process documents and photos in bulk. "
+                                     "Without a command, or with PATHs, it opens the window.")
+    parser.add_argument("--version", action="version", version=f"snapdesk {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = commands.add_parser("submit", help="add files and folders as a new upload session")
+    _common(p)
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--wait", action="store_true", help="show progress until every job ends; exit 1 if any failed")
+    p.add_argument("--json", action="store_true", help="print the session as JSON")
+    p.add_argument("--reprocess", action="store_true", help="process known content again instead of reusing results")
+
+    p = commands.add_parser("status", help="show a session (default: the latest)")
+    _common(p)
+    p.add_argument("session", nargs="?", type=int)
+    p.add_argument("--json", action="store_true", help="print the session as JSON")
+
+    _failed_or_ids(commands.add_parser("retry", help="queue failed jobs again"))
+
+    p = commands.add_parser("cancel", help="cancel queued and running jobs")
+    _common(p)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--session", type=int, help="every unfinished job of this session")
+    group.add_argument("job_ids", nargs="*", type=int, default=[], metavar="JOB_ID")
+
+    _failed_or_ids(commands.add_parser("discard", help="take failed jobs off the failed list"))
+
+    p = commands.add_parser("jobs", help="queues, workers and statistics (or the failed jobs)")
+    _common(p)
+    p.add_argument("--failed", action="store_true", help="list the failed jobs with their errors")
+    p.add_argument("--session", type=int, help="with --failed: only this session's")
+    p.add_argument("--window", type=float, default=3600, help="seconds of history for rates and durations "
+                   "(default 3600)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    for name, verb in (("pause", "pause queues: workers finish what they run and take nothing new"),
+                       ("resume", "resume paused queues")):
+        p = commands.add_parser(name, help=verb)
+        _common(p)
+        p.add_argument("queues", nargs="+", metavar="QUEUE", choices=[*QUEUES, "all"])
+
+    p = commands.add_parser("remove", help="remove a session, its jobs and its result files")
+    _common(p)
+    p.add_argument("session", type=int)
+
+    p = commands.add_parser("search", help="find documents by words in their text, title, summary or name")
+    _common(p)
+    p.add_argument("query", nargs="+", metavar="WORD")
+    p.add_argument("--session", type=int, help="only this session's documents")
+    p.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = commands.add_parser("health", help="check the transport, the workers and the queue lag; exit 1 if unwell")
+    _common(p)
+    p.add_argument("--max-lag", type=float, default=300, help="seconds a job may wait before that is unwell "
+                   "(default 300)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        # `snapdesk` and `snapdesk PATH...` open the window (Qt is imported only then).
+        from .gui.app import main as open_window
+
+        return open_window(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(data_dir=args.data_dir, redis_url=args.redis)
+        # Commands that only look work beside a running owner (the window applies the events).
+        with Library(settings, read_only=args.command in READ_ONLY) as library:
+            return COMMANDS[args.command](library, args)
+    except (ConfigError, LibraryError) as exc:
+        print(f"snapdesk: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except redis.RedisError as exc:
+        print(f"snapdesk: cannot reach the Redis farm: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("\nsnapdesk: interrupted; the jobs go on, see them with: snapdesk status", file=sys.stderr)
+        return 130
+
+
+def cmd_submit(library: Library, args) -> int:
+    session, scanner = library.submit(args.paths, reprocess=args.reprocess)
+    for path, reason in scanner.problems:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if args.wait:
+        bar = ProgressBar()
+        library.wait(session, on_progress=bar, on_connection=bar.connection)
+        bar.finish(library.document_counts(session))
+    return _show(library, session, args.json, waited=args.wait)
+
+
+def cmd_status(library: Library, args) -> int:
+    library.catch_up()
+    library.check_leases()
+    library.ensure_workers()
+    session = library.session(args.session) if args.session else library.latest_session()
+    if session is None:
+        print("snapdesk: " + (f"no session {args.session}" if args.session else "no sessions yet"), file=sys.stderr)
+        return EXIT_USAGE
+    return _show(library, session, args.json, waited=False)
+
+
+def cmd_retry(library: Library, args) -> int:
+    library.catch_up()
+    if not args.failed and not args.job_ids:
+        print("snapdesk: name the jobs to retry, or use --failed", file=sys.stderr)
+        return EXIT_USAGE
+    retried = library.retry(job_ids=args.job_ids, failed=args.failed, session_id=args.session)
+    print(f"queued {len(retried)} job{'s' if len(retried) != 1 else ''} again")
+    return _report_missing(args.job_ids, [job.id for job in retried], "not retried (unknown, or not failed)")
+
+
+def cmd_cancel(library: Library, args) -> int:
+    library.catch_up()
+    if args.session is not None and library.session(args.session) is None:
+        print(f"snapdesk: no session {args.session}", file=sys.stderr)
+        return EXIT_USAGE
+    cancelled = library.cancel(job_ids=args.job_ids, session_id=args.session)
+    print(f"cancelled {_jobs(len(cancelled))} (running ones stop at their next checkpoint)")
+    return _report_missing(args.job_ids, cancelled, "not cancelled (unknown, or already ended)")
+
+
+def cmd_discard(library: Library, args) -> int:
+    library.catch_up()
+    discarded = library.discard(job_ids=args.job_ids, failed=args.failed, session_id=args.session)
+    print(f"discarded {_jobs(len(discarded))}")
+    return _report_missing(args.job_ids, discarded, "not discarded (unknown, or not failed)")
+
+
+def cmd_jobs(library: Library, args) -> int:
+    library.catch_up()
+    if args.failed:
+        failed = library.failed_jobs(session_id=args.session)
+        if args.json:
+            _dump({"failed": failed})
+        elif not failed:
+            print("no failed jobs")
+        else:
+            for job in failed:
+                print(f"{job['id']:>6}  {job['type']:<10} {job['path']}\n        {job['error']} "
+                      f"(attempt {job['attempts']} of {job['max_attempts']})")
+            print("retry with: snapdesk retry JOB_ID... | --failed;  drop with: snapdesk discard JOB_ID...")
+        return EXIT_OK
+    stats = library.statistics(window=args.window)
+    if args.json:
+        _dump(stats)
+        return EXIT_OK
+    minutes = args.window / 60
+    print(f"{stats['transport']}; rates and durations over the last {minutes:.0f} min")
+    print(f"{'queue':<10} {'waiting':>7} {'delayed':>7} {'running':>7} {'done':>6} {'failed':>6} "
+          f"{'per min':>7} {'mean ms':>7} {'p95 ms':>7} {'fail %':>6}")
+    for queue, q in stats["queues"].items():
+        rate = "-" if q["failure_rate"] is None else f"{100 * q['failure_rate']:.0f}"
+        print(f"{queue + (' (paused)' if q['paused'] else ''):<10} {q['waiting']:>7} {q['delayed']:>7} "
+              f"{q['states']['processing']:>7} {q['states']['complete']:>6} {q['states']['failed']:>6} "
+              f"{q['throughput_per_min']:>7} {q['mean_ms'] or '-':>7} {q['p95_ms'] or '-':>7} {rate:>6}")
+    print(f"workers: {len(stats['workers'])}")
+    for w in stats["workers"]:
+        running = ", ".join(f"{r['job_type']} {r['job_id']}" for r in w["running"]) or "idle"
+        print(f"  {w['host']}:{w['pid']}  {','.join(w['queues'])}  heartbeat {w['seconds_since_heartbeat']} s ago"
+              f"  {running}")
+    return EXIT_OK
+
+
+def cmd_pause(library: Library, args) -> int:
+    queues = QUEUES if "all" in args.queues else args.queues
+    for queue in queues:
+        (library.pause if args.command == "pause" else library.resume)(queue)
+    library.ensure_workers()  # a local worker may have left while its queues were paused
+    paused = library.paused_queues()
+    print(f"paused: {', '.join(sorted(paused)) or 'none'}")
+    return EXIT_OK
+
+
+def cmd_remove(library: Library, args) -> int:
+    library.catch_up()
+    if not library.remove_session(args.session):
+        print(f"snapdesk: no session {args.session}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"removed session {args.session}")
+    return EXIT_OK
+
+
+def cmd_health(library: Library, args) -> int:
+    try:
+        library.catch_up()
+    except redis.RedisError:
+        pass  # the transport check below says so
+    report = library.health(max_lag=args.max_lag)
+    if args.json:
+        _dump(report)
+    else:
+        for check in report["checks"]:
+            print(f"{'ok  ' if check['ok'] else 'FAIL'}  {check['name']}: {check['detail']}")
+    return EXIT_OK if report["ok"] else EXIT_FAILED
+
+
+def cmd_search(library: Library, args) -> int:
+    library.catch_up()
+    query = " ".join(args.query)
+    results = library.search(query, limit=args.limit, session_id=args.session)
+    if args.json:
+        _dump({"query": query, "results": results})
+    elif not results:
+        print(f"nothing found for {query!r}")
+    else:
+        for r in results:
+            print(f"{r['path']}" + (f"  ({r['title']})" if r["title"] else "") + f"\n    {r['snippet']}")
+    return EXIT_OK if results else EXIT_FAILED
+
+
+def _report_missing(asked, done, why: str) -> int:
+    """Name the job ids asked for that the command left alone; exit 1 when there are any."""
+    missing = set(asked) - set(done)
+    if missing:
+        print(f"{why}: {', '.join(map(str, sorted(missing)))}", file=sys.stderr)
+    return EXIT_FAILED if missing else EXIT_OK
+
+
+def _jobs(n: int) -> str:
+    return f"{n} job{'s' if n != 1 else ''}"
+
+
+def _dump(data) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _show(library: Library, session, as_json: bool, waited: bool) -> int:
+    report = library.report(session)
+    if as_json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(_summary(report))
+    failed = report["counts"]["documents"]["failed"]
+    return EXIT_FAILED if waited and failed else EXIT_OK
+
+
+def _summary(report: dict) -> str:
+    s, counts = report["session"], report["counts"]
+    docs = counts["documents"]
+    lines = [f"session {s['id']} ({s['name']}): {s['status']}, {docs['total']} documents, "
+             + ", ".join(f"{n} {state}" for state, n in docs.items() if state != "total" and n)]
+    skipped = {k: v for k, v in counts["skipped"].items() if v}
+    if skipped:
+        lines.append("skipped: " + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in skipped.items()))
+    for doc in report["documents"]:
+        for job_type, job in doc["jobs"].items():
+            if job["state"] == "failed":
+                lines.append(f"  failed: {doc['path']} ({job_type}, job {job['id']}): {job['error']}")
+    if s["status"] == "running":
+        lines.append(f"follow it with: snapdesk status {s['id']}")
+    elif docs["failed"]:
+        lines.append("retry the failed ones with: snapdesk retry --failed")
+    return "\n".join(lines)
+
+
+READ_ONLY = {"status", "jobs", "search", "health"}
+COMMANDS = {"submit": cmd_submit, "status": cmd_status, "retry": cmd_retry, "cancel": cmd_cancel,
+            "discard": cmd_discard, "jobs": cmd_jobs, "pause": cmd_pause, "resume": cmd_pause,
+            "remove": cmd_remove, "health": cmd_health, "search": cmd_search}
