@@ -1,0 +1,171 @@
+"""The Jobs view: per-queue numbers with pause and resume, the workers, and the failed jobs."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+
+def _ms(value) -> str:
+    if value is None:
+        return "–"
+    return f"{value} ms" if value < 1000 else f"{value / 1000:.1f} s"
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.verticalHeader().hide()
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(True)
+    table.setAlternatingRowColors(True)
+    return table
+
+
+def _fill(table: QTableWidget, rows: list[list]) -> None:
+    table.setRowCount(len(rows))
+    for r, values in enumerate(rows):
+        for c, value in enumerate(values):
+            item = QTableWidgetItem("" if value is None else str(value))
+            if isinstance(value, (int, float)):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            table.setItem(r, c, item)
+
+
+class JobsDialog(QDialog):
+    """Refreshed every two seconds while it is open; every number comes from the owner thread."""
+
+    REFRESH_MS = 2000
+
+    def __init__(self, owner, parent=None):
+        super().__init__(parent)
+        self.owner = owner
+        self.setWindowTitle("Jobs")
+        self.resize(900, 620)
+        self.stats: dict | None = None
+        self.failed: list[dict] = []
+        layout = QVBoxLayout(self)
+
+        self.summary = QLabel()
+        self.summary.setObjectName("muted")
+        layout.addWidget(self.summary)
+        layout.addWidget(self._title("Queues"))
+        self.queues = _table(["Queue", "Waiting", "Later", "Running", "Done", "Failed", "Per minute", "Mean",
+                              "p95", "Failure rate", "State", ""])
+        self.queues.setMaximumHeight(140)
+        self.queues.horizontalHeader().setStretchLastSection(False)  # the Pause buttons stay button-sized
+        layout.addWidget(self.queues)
+        layout.addWidget(self._title("Workers"))
+        self.workers = _table(["Worker", "Queues", "Concurrency", "Running now", "Last heard"])
+        self.workers.setMaximumHeight(150)
+        layout.addWidget(self.workers)
+        layout.addWidget(self._title("Failed jobs"))
+        self.failed_table = _table(["File", "Job", "Attempts", "Worker", "Error"])
+        self.failed_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        layout.addWidget(self.failed_table, 1)
+        buttons = QHBoxLayout()
+        self.retry_button = QPushButton("Retry Selected")
+        self.retry_button.clicked.connect(self.retry_selected)
+        self.retry_all_button = QPushButton("Retry All Failed")
+        self.retry_all_button.clicked.connect(self.retry_all)
+        self.discard_button = QPushButton("Discard Selected")
+        self.discard_button.setToolTip("Take the selected jobs off the failed list; their error is kept")
+        self.discard_button.clicked.connect(self.discard_selected)
+        buttons.addWidget(self.retry_button)
+        buttons.addWidget(self.retry_all_button)
+        buttons.addWidget(self.discard_button)
+        buttons.addStretch(1)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        buttons.addWidget(close)
+        layout.addLayout(buttons)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(self.REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+
+    @staticmethod
+    def _title(text: str) -> QLabel:
+        label = QLabel(text)
+        label.setObjectName("section")
+        return label
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh()
+        self._timer.start()
+
+    def hideEvent(self, event) -> None:
+        self._timer.stop()
+        super().hideEvent(event)
+
+    def refresh(self) -> None:
+        def op(lib):
+            return lib.statistics(), lib.failed_jobs(limit=500), sorted(lib.paused_queues())
+        self.owner.call(op, self._show)
+
+    def _show(self, result) -> None:
+        if isinstance(result, Exception):
+            self.summary.setText(f"Cannot read the statistics: {result}")
+            return
+        self.stats, self.failed, paused = result
+        stats = self.stats
+        minutes = stats["window_seconds"] / 60
+        self.summary.setText(f"{stats['transport']} · throughput and durations over the last {minutes:.0f} minutes")
+        rows = []
+        for name, q in stats["queues"].items():
+            states = q["states"]
+            rows.append([name, q.get("waiting", 0), q.get("delayed", 0), states.get("processing", 0),
+                         states.get("complete", 0), states.get("failed", 0), q.get("throughput_per_min"),
+                         _ms(q.get("mean_ms")), _ms(q.get("p95_ms")),
+                         "–" if q.get("failure_rate") is None else f"{100 * q['failure_rate']:.0f} %",
+                         "paused" if name in paused else "running", ""])
+        _fill(self.queues, rows)
+        for r, name in enumerate(stats["queues"]):
+            button = QPushButton("Resume" if name in paused else "Pause")
+            button.setObjectName(f"pause-{name}")
+            button.clicked.connect(lambda _=False, n=name, p=name in paused: self.set_paused(n, not p))
+            self.queues.setCellWidget(r, len(rows[r]) - 1, button)
+        _fill(self.workers, [[f"{w['host']}:{w['pid']}", ", ".join(w["queues"]),
+                              ", ".join(f"{k} {v}" for k, v in (w.get("concurrency") or {}).items()),
+                              ", ".join(f"{r['job_type']} #{r['job_id']}" for r in w.get("running") or []) or "idle",
+                              f"{w['seconds_since_heartbeat']:.0f} s ago"]
+                             for w in stats["workers"]])
+        _fill(self.failed_table, [[os.path.basename(f["path"]), f["type"], f"{f['attempts']}/{f['max_attempts']}",
+                                   f.get("worker"), f.get("error")] for f in self.failed])
+        for r, f in enumerate(self.failed):
+            self.failed_table.item(r, 0).setToolTip(f["path"])
+        self.retry_all_button.setEnabled(bool(self.failed))
+
+    def discard_selected(self) -> None:
+        rows = sorted({i.row() for i in self.failed_table.selectedIndexes()})
+        ids = [self.failed[r]["id"] for r in rows if r < len(self.failed)]
+        if ids:
+            self.owner.call(lambda lib: lib.touch_jobs(lib.discard(ids)), lambda _: self.refresh())
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        self.owner.call(lambda lib: lib.pause(queue) if paused else lib.resume(queue), lambda _: self.refresh())
+
+    def retry_selected(self) -> None:
+        rows = sorted({i.row() for i in self.failed_table.selectedIndexes()})
+        ids = [self.failed[r]["id"] for r in rows if r < len(self.failed)]
+        if ids:
+            self.owner.retry(ids, on_done=lambda _: self.refresh())
+
+    def retry_all(self) -> None:
+        self.owner.call(lambda lib: lib.touch_jobs([j.id for j in lib.retry(failed=True)]),
+                        lambda _: self.refresh())

@@ -1,0 +1,294 @@
+"""Item models: ids plus a row cache and an id -> row dict, updated in coalesced batches.
+
+Rows arrive from the owner thread many times a second while a session runs. They are
+collected in a dict keyed by id; a 100 ms timer applies them at once and emits one
+``dataChanged`` per contiguous range of rows, so 500 events a second cost the views a
+handful of repaints.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+
+from .rows import COMPLETE, FAILED_DOC, QUEUED, RUNNING, DocRow, SessionRow
+
+IdRole = Qt.ItemDataRole.UserRole + 1
+RowRole = Qt.ItemDataRole.UserRole + 2
+StatusRole = Qt.ItemDataRole.UserRole + 3
+ProgressRole = Qt.ItemDataRole.UserRole + 4
+
+STATUS_TEXT = {QUEUED: "Queued", RUNNING: "Processing", COMPLETE: "Done", FAILED_DOC: "Failed",
+               "cancelled": "Cancelled"}
+
+#: Filters of the document grid: name -> statuses shown.
+FILTERS = {
+    "all": None,
+    "running": frozenset({QUEUED, RUNNING}),
+    "failed": frozenset({FAILED_DOC}),
+    "done": frozenset({COMPLETE}),
+}
+
+
+def _ranges(rows: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted row numbers as (first, last) contiguous ranges."""
+    out: list[list[int]] = []
+    for r in sorted(set(rows)):
+        if out and r == out[-1][1] + 1:
+            out[-1][1] = r
+        else:
+            out.append([r, r])
+    return [(a, b) for a, b in out]
+
+
+class _CoalescingListModel(QAbstractListModel):
+    """A flat list of rows with an ``id`` each, changed in batches every ``INTERVAL_MS``."""
+
+    INTERVAL_MS = 40  # a change is on screen at most this long after it arrived from the owner thread
+    #: Ids whose rows changed in the last batch applied.
+    rowsUpdated = Signal(object)
+
+    def _row_at(self, index: QModelIndex):
+        """The cached row an index points at, or None for an index outside the model."""
+        if not index.isValid() or not 0 <= index.row() < len(self._ids) or index.column() != 0:
+            return None
+        return self._rows[self._ids[index.row()]]
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._ids: list[int] = []
+        self._rows: dict[int, object] = {}
+        self._index: dict[int, int] = {}
+        self._pending: dict[int, object] = {}
+        self._repaint: set[int] = set()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(self.INTERVAL_MS)
+        self._timer.timeout.connect(self.flush)
+
+    # -- reading -----------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self._ids)
+
+    def row(self, r: int):
+        return self._rows[self._ids[r]]
+
+    def row_by_id(self, row_id: int):
+        return self._rows.get(row_id)
+
+    def index_of(self, row_id: int) -> QModelIndex:
+        r = self._index.get(row_id)
+        return QModelIndex() if r is None else self.index(r, 0)
+
+    def ids(self) -> list[int]:
+        return list(self._ids)
+
+    # -- changing ----------------------------------------------------------------------
+    def reset(self, rows: list) -> None:
+        self.beginResetModel()
+        self._ids = [row.id for row in rows]
+        self._rows = {row.id: row for row in rows}
+        self._index = {row_id: i for i, row_id in enumerate(self._ids)}
+        self._pending.clear()
+        self._repaint.clear()
+        self.endResetModel()
+
+    def _accepts(self, row) -> bool:
+        return True
+
+    def update(self, rows: Iterable) -> None:
+        """Queue changed or new rows; they are applied by the next batch."""
+        for row in rows:
+            if self._accepts(row):
+                self._pending[row.id] = row
+        self._schedule()
+
+    def repaint(self, row_id: int) -> None:
+        """Queue a repaint of a row whose data did not change (an image arrived)."""
+        if row_id in self._index:
+            self._repaint.add(row_id)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if (self._pending or self._repaint) and not self._timer.isActive():
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Apply what is queued now: one dataChanged per contiguous range, inserts at their place."""
+        self._timer.stop()
+        pending, self._pending = self._pending, {}
+        repaint, self._repaint = self._repaint, set()
+        changed, new = [], []
+        for row_id, row in pending.items():
+            if row_id in self._index:
+                self._rows[row_id] = row
+                changed.append(self._index[row_id])
+            else:
+                new.append(row)
+        changed += [self._index[i] for i in repaint if i in self._index]
+        for first, last in _ranges(changed):
+            self.dataChanged.emit(self.index(first, 0), self.index(last, 0))
+        if new:
+            self._insert(new)
+        if pending:
+            self.rowsUpdated.emit(set(pending))
+
+    def _insert(self, rows: list) -> None:
+        new = sorted(rows, key=self._sort_key)
+        at = len(self._ids)
+        self.beginInsertRows(QModelIndex(), at, at + len(new) - 1)
+        for row in new:
+            self._index[row.id] = len(self._ids)
+            self._ids.append(row.id)
+            self._rows[row.id] = row
+        self.endInsertRows()
+
+    def _sort_key(self, row):
+        return row.id
+
+    def remove(self, row_id: int) -> None:
+        r = self._index.get(row_id)
+        if r is None:
+            return
+        self.beginRemoveRows(QModelIndex(), r, r)
+        del self._ids[r]
+        del self._rows[row_id]
+        self._pending.pop(row_id, None)
+        self._index = {i: n for n, i in enumerate(self._ids)}
+        self.endRemoveRows()
+
+
+class DocumentModel(_CoalescingListModel):
+    """The documents of one session, in import order."""
+
+    def __init__(self, images=None, parent=None):
+        super().__init__(parent)
+        self.session_id: int | None = None
+        self.images = images
+        if images is not None:
+            images.imageReady.connect(self.repaint)
+
+    def load(self, session_id: int | None, rows: list[DocRow]) -> None:
+        self.session_id = session_id
+        if self.images is not None:
+            self.images.clear_wanted()
+        self.reset([r for r in rows if r.session_id == session_id])
+
+    def _accepts(self, row: DocRow) -> bool:
+        return row.session_id == self.session_id
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        row: DocRow | None = self._row_at(index)
+        if row is None:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            text = f"{row.path}\n{STATUS_TEXT.get(row.status, row.status)}"
+            return f"{text}: {row.error}" if row.error else text
+        if role == IdRole:
+            return row.id
+        if role == RowRole:
+            return row
+        if role == StatusRole:
+            return row.status
+        if role == ProgressRole:
+            return row.progress
+        return None
+
+    def flags(self, index: QModelIndex):
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+
+class DocumentFilterModel(QSortFilterProxyModel):
+    """The grid's filters: by status (all, running, failed, done) and by a name search."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._statuses = None
+        self._text = ""
+        self._matches: frozenset = frozenset()
+        self.filter = "all"
+        self.setDynamicSortFilter(True)
+
+    def set_filter(self, name: str) -> None:
+        if name not in FILTERS:
+            raise ValueError(f"unknown filter {name!r}")
+        self.beginFilterChange()
+        self.filter, self._statuses = name, FILTERS[name]
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_search(self, text: str) -> None:
+        """Show documents whose file name contains ``text`` (and those ``set_matches`` adds)."""
+        self.beginFilterChange()
+        self._text = text.strip().casefold()
+        self._matches = frozenset()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_matches(self, doc_ids) -> None:
+        """Documents the full-text search found for the current search text (OCR text, summaries)."""
+        self.beginFilterChange()
+        self._matches = frozenset(doc_ids)
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
+        if source_parent.isValid():
+            return False
+        row = self.sourceModel().row(source_row)
+        if self._statuses is not None and row.status not in self._statuses:
+            return False
+        return not self._text or self._text in row.name.casefold() or row.id in self._matches
+
+
+class SessionModel(_CoalescingListModel):
+    """Upload sessions, newest first."""
+
+    def _insert(self, rows: list) -> None:
+        # New sessions are newer than the ones shown: they go on top, newest first.
+        new = sorted(rows, key=lambda r: -r.id)
+        older = [r for r in new if self._ids and r.id < self._ids[0]]
+        if older:  # a first full load arriving after a new session: rebuild in order
+            self.reset(sorted([*self._rows.values(), *new], key=lambda r: -r.id))
+            return
+        self.beginInsertRows(QModelIndex(), 0, len(new) - 1)
+        self._ids[0:0] = [r.id for r in new]
+        for row in new:
+            self._rows[row.id] = row
+        self._index = {i: n for n, i in enumerate(self._ids)}
+        self.endInsertRows()
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        row: SessionRow | None = self._row_at(index)
+        if row is None:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            when = datetime.datetime.fromtimestamp(row.created_at).strftime("%Y-%m-%d %H:%M")
+            return (f"{row.name}\nadded {when}\n{row.total} documents: {row.complete} done, "
+                    f"{row.queued + row.running} to do, {row.failed} failed")
+        if role == IdRole:
+            return row.id
+        if role == RowRole:
+            return row
+        if role == StatusRole:
+            return row.status
+        if role == ProgressRole:
+            return int(100 * row.finished / row.total) if row.total else 100
+        return None
+
+    def flags(self, index: QModelIndex):
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren

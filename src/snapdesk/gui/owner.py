@@ -1,0 +1,285 @@
+"""The owner thread: the one place in the app that talks to the Library.
+
+The window never touches the DB, the queues, Redis or a worker. It hands an operation (a
+function of the Library) to :class:`LibraryOwner` and gets the result back on the GUI thread
+through a queued signal. Between operations the thread applies workers' events with a short
+``pump`` and does the housekeeping every two seconds (leases, dispatch, local workers, the
+status bar's numbers). Whatever changed reaches the window as rows (``rows.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from ..config import Settings
+from ..engine.library import Library
+from ..engine.transport import CONNECTION_ERRORS
+from ..store.db import Job, JobEvent, UploadSession
+from . import rows
+
+log = logging.getLogger("snapdesk.gui.owner")
+
+Operation = Callable[[Library], Any]
+
+
+class _TrackingLibrary(Library):
+    """A Library that remembers which documents and sessions the events it applies touch."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.touched_docs: set[int] = set()
+        self.touched_sessions: set[int] = set()
+
+    def apply(self, event: dict) -> None:
+        super().apply(event)
+        if event.get("document_id") is not None:
+            self.touched_docs.add(event["document_id"])
+        if event.get("session_id") is not None:
+            self.touched_sessions.add(event["session_id"])
+
+    def touch_jobs(self, job_ids) -> None:
+        for doc_id, session_id in Job.select(Job.document, Job.session).where(Job.id.in_(list(job_ids))).tuples():
+            self.touched_docs.add(doc_id)
+            self.touched_sessions.add(session_id)
+
+
+class LibraryOwner(QObject):
+    """Runs the process's Library on one background thread; results come back as signals."""
+
+    #: {"transport": str} once the library is open.
+    ready = Signal(dict)
+    #: The library cannot be opened (a message for a person).
+    failed = Signal(str)
+    #: Sessions added or whose counts changed.
+    sessionsChanged = Signal(list)
+    #: (session id, every DocRow of it), answering ``load_session``.
+    documentsLoaded = Signal(int, list)
+    #: DocRows that changed.
+    documentsChanged = Signal(list)
+    #: A session was removed (its id).
+    sessionRemoved = Signal(int)
+    #: {"transport", "workers", "queues", "error"} every two seconds.
+    statusChanged = Signal(dict)
+    #: An operation without an error callback failed (a message for a person).
+    operationFailed = Signal(str)
+    #: (callback, result, error): an operation ended; delivered on the GUI thread.
+    _finished = Signal(object, object, object)
+
+    #: How long one pump waits for events; the longest an operation waits to start.
+    BLOCK_MS = 50
+    HOUSEKEEPING_S = 2.0
+    #: Sessions' counts are recomputed at most this often while events stream in.
+    SESSION_REFRESH_S = 0.5
+
+    def __init__(self, settings: Settings, parent: QObject | None = None):
+        super().__init__(parent)
+        self.settings = settings
+        self._ops: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="snapdesk-owner", daemon=True)
+        self._finished.connect(self._deliver)
+
+    # -- from the GUI thread -----------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def call(self, op: Operation, on_done: Callable[[Any], None] | None = None,
+             on_error: Callable[[Exception], None] | None = None) -> None:
+        """Run ``op(library)`` on the owner thread; ``on_done(result)`` or ``on_error(exc)`` on the GUI thread."""
+        self._ops.put((op, on_done, on_error))
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the thread after what it is doing; True when it ended within ``timeout``."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the owner thread is still busy after %.0f s; leaving it behind", timeout)
+            return False
+        return True
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _deliver(self, callback, result, error) -> None:
+        if callback is not None:
+            callback(error if error is not None else result)
+        elif error is not None:
+            self.operationFailed.emit(str(error))
+
+    # -- operations the window uses ----------------------------------------------------
+    def submit(self, paths: list[str], on_done=None, on_error=None) -> None:
+        def op(lib: _TrackingLibrary):
+            session, scanner = lib.submit(paths)
+            self.sessionsChanged.emit(rows.session_rows([session.id]))
+            return {"session_id": session.id, "skipped": dict(scanner.skipped), "problems": list(scanner.problems)}
+        self.call(op, on_done, on_error)
+
+    def load_session(self, session_id: int) -> None:
+        self.call(lambda lib: self.documentsLoaded.emit(session_id, rows.document_rows(session_id=session_id)))
+
+    def details(self, doc_id: int, on_done) -> None:
+        self.call(lambda lib: rows.document_details(doc_id), on_done)
+
+    def retry(self, job_ids=(), session_id: int | None = None, on_done=None) -> None:
+        """Retry the given jobs, or with ``session_id`` every failed job of that session."""
+        def op(lib: _TrackingLibrary):
+            if session_id is not None:
+                retried = lib.retry(failed=True, session_id=session_id)
+            else:
+                retried = lib.retry(job_ids=list(job_ids))
+            lib.touch_jobs([job.id for job in retried])
+            return len(retried)
+        self.call(op, on_done)
+
+    def reprocess(self, doc_ids, on_done=None) -> None:
+        """Run every finished job of these documents again, not reusing earlier results."""
+        def op(lib: _TrackingLibrary):
+            jobs = lib.reprocess(list(doc_ids))
+            lib.touch_jobs([job.id for job in jobs])
+            return len(jobs)
+        self.call(op, on_done)
+
+    def cancel(self, job_ids=(), session_id: int | None = None, on_done=None) -> None:
+        """Cancel the given unfinished jobs, or with ``session_id`` every unfinished job of that session."""
+        def op(lib: _TrackingLibrary):
+            if session_id is not None:
+                cancelled = lib.cancel(session_id=session_id)
+            else:
+                cancelled = lib.cancel(job_ids=list(job_ids))
+            lib.touch_jobs(cancelled)
+            return len(cancelled)
+        self.call(op, on_done)
+
+    def remove_session(self, session_id: int, on_done=None) -> None:
+        def op(lib: _TrackingLibrary):
+            removed = lib.remove_session(session_id)
+            lib.touched_sessions.discard(session_id)
+            if removed:
+                self.sessionRemoved.emit(session_id)
+            return removed
+        self.call(op, on_done)
+
+    def search(self, text: str, on_done) -> None:
+        """{session id: ids of its documents whose text, summary or name match}, over every session."""
+        def op(lib: _TrackingLibrary):
+            found: dict[int, set[int]] = {}
+            if hasattr(lib, "search"):
+                for hit in lib.search(text, limit=5000):
+                    found.setdefault(hit["session_id"], set()).add(hit["document_id"])
+            return found
+        self.call(op, on_done)
+
+    def export(self, session_id: int, path: str, fmt: str, on_done=None, on_error=None) -> None:
+        def op(lib: _TrackingLibrary):
+            import json
+            report = lib.report(UploadSession.get_by_id(session_id))
+            text = json.dumps(report, indent=2) + "\n" if fmt == "json" else rows.report_csv(report)
+            Path(path).write_text(text, encoding="utf-8")
+            return path
+        self.call(op, on_done, on_error)
+
+    # -- the thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            lib = _TrackingLibrary(self.settings)
+        except Exception as exc:  # a data folder that cannot be used, a bad Redis URL or secret
+            log.exception("cannot open the library")
+            self.failed.emit(str(exc))
+            return
+        try:
+            self.ready.emit({"transport": lib.transport.describe()})
+            self.sessionsChanged.emit(rows.session_rows())
+            self._loop(lib)
+        finally:
+            self._fail_pending()
+            try:
+                lib.close(stop_local_workers=True)
+            except Exception:
+                log.exception("closing the library")
+
+    def _loop(self, lib: _TrackingLibrary) -> None:
+        next_housekeeping = 0.0
+        next_sessions = 0.0
+        pending_sessions: set[int] = set()
+        while not self._stop.is_set():
+            ran = self._run_ops(lib)
+            try:
+                lib.pump(block_ms=0 if ran else self.BLOCK_MS)
+            except CONNECTION_ERRORS as exc:  # Redis gone: the status bar says so; the log keeps the events
+                log.warning("cannot read events: %s", exc)
+                self._stop.wait(1)
+            except Exception:
+                log.exception("applying events")
+                self._stop.wait(1)
+            now = time.monotonic()
+            if now >= next_housekeeping:
+                self._housekeeping(lib)
+                next_housekeeping = time.monotonic() + self.HOUSEKEEPING_S
+            pending_sessions |= lib.touched_sessions
+            lib.touched_sessions = set()
+            try:
+                if lib.touched_docs:
+                    docs, lib.touched_docs = lib.touched_docs, set()
+                    self.documentsChanged.emit(rows.document_rows(doc_ids=docs))
+                if pending_sessions and now >= next_sessions:
+                    self.sessionsChanged.emit(rows.session_rows(pending_sessions))
+                    pending_sessions = set()
+                    next_sessions = now + self.SESSION_REFRESH_S
+            except Exception:
+                log.exception("reading changed rows")
+        if pending_sessions:
+            self.sessionsChanged.emit(rows.session_rows(pending_sessions))
+
+    def _run_ops(self, lib: _TrackingLibrary) -> bool:
+        ran = False
+        while not self._stop.is_set():
+            try:
+                op, on_done, on_error = self._ops.get_nowait()
+            except queue.Empty:
+                return ran
+            ran = True
+            try:
+                result = op(lib)
+            except Exception as exc:
+                log.exception("operation %r failed", op)
+                self._finished.emit(on_error, None, exc)
+            else:
+                self._finished.emit(on_done, result, None)
+        return ran
+
+    def _fail_pending(self) -> None:
+        while True:
+            try:
+                self._ops.get_nowait()
+            except queue.Empty:
+                return
+
+    def _housekeeping(self, lib: _TrackingLibrary) -> None:
+        status: dict = {"transport": lib.transport.describe(), "error": None}
+        try:
+            started = time.time()
+            if lib.check_leases():
+                lost = JobEvent.select(JobEvent.job).where(JobEvent.type == "lease:expired", JobEvent.at >= started)
+                lib.touch_jobs([job_id for (job_id,) in lost.tuples()])
+            lib.check_lost_tasks()
+            lib.dispatch()
+            lib.ensure_workers()
+            lib.maybe_maintain()
+            status["workers"] = lib.transport.workers()
+            status["queues"] = lib.transport.queue_counts()
+        except CONNECTION_ERRORS as exc:
+            log.warning("housekeeping: %s", exc)
+            status["error"] = f"cannot reach {lib.transport.describe()}: {exc}"
+        except Exception as exc:
+            log.exception("housekeeping")
+            status["error"] = str(exc)
+        self.statusChanged.emit(status)

@@ -1,0 +1,269 @@
+"""The Settings dialog: where the work runs (this computer or a Redis worker farm), how much at
+once, and the language model for summaries. It edits ``settings.json`` in the config folder,
+the file ``config.load_settings`` reads; environment variables still win, so a field set by one
+is shown but cannot be changed here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..config import ConfigError, Settings, config_dir, load_settings
+
+#: (Settings field, label, kind) in the order shown; kind is "text", "secret", "int" or a tuple of choices.
+FIELDS = {
+    "Where the work runs": [
+        ("redis_url", "Redis URL", "text"),
+        ("secret", "Farm secret", "secret"),
+        ("local_workers", "Workers on this computer", ("auto", "yes", "no")),
+    ],
+    "How much at once": [
+        ("concurrency_thumbnail", "Thumbnail jobs", "int"),
+        ("concurrency_ocr", "OCR jobs", "int"),
+        ("concurrency_llm", "Summary jobs", "int"),
+        ("retry_attempts", "Attempts per job", "int"),
+    ],
+    "Summaries": [
+        ("openai_base_url", "LLM endpoint", "text"),
+        ("openai_api_key", "API key", "secret"),
+        ("llm_model", "Model", "text"),
+    ],
+}
+
+PLACEHOLDERS = {
+    "redis_url": "empty: this computer only; or redis://host:6379/0",
+    "secret": "the same on the app and every worker",
+    "openai_base_url": "empty: summaries made offline; or https://…/v1",
+    "llm_model": "e.g. gpt-4o-mini",
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+#: The groups that have a Test button: (its label, the test's name).
+TESTS = {"Where the work runs": ("Test connection", "redis"), "Summaries": ("Test endpoint", "llm")}
+
+
+def _check_redis(url: str) -> str:
+    if not url:
+        return "no Redis URL: everything runs on this computer"
+    import redis
+
+    from ..config import redact_url
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+    except redis.RedisError as exc:
+        raise RuntimeError(f"cannot reach {redact_url(url)}: {exc}") from None
+    finally:
+        client.close()
+    return f"connected to Redis {version} at {redact_url(url)}"
+
+
+def _check_llm(base_url: str, api_key: str, model: str) -> str:
+    if not base_url:
+        return "no endpoint: summaries are made offline"
+    if not model:
+        raise RuntimeError("enter the model to ask, e.g. gpt-4o-mini or llama3.1:8b")
+    from ..processors.summary import check_endpoint
+
+    return check_endpoint(base_url, api_key, model)
+
+
+def env_name(field: str) -> str:
+    return _FIELDS[field].metadata["env"]
+
+
+def settings_path() -> Path:
+    return config_dir() / "settings.json"
+
+
+def write_settings_file(values: dict[str, object], path: Path | None = None) -> Path:
+    """Merge ``values`` (by environment-variable name; "" or None removes a key) into the settings
+    file, check the result loads, and replace the file atomically, readable by its owner only."""
+    path = path or settings_path()
+    current = {}
+    if path.exists():
+        try:
+            current = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the settings file {path}: {exc}") from None
+    for key, value in values.items():
+        if value in ("", None):
+            current.pop(key, None)
+        else:
+            current[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold secrets
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(current, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    try:
+        load_settings(env={}, settings_file=tmp)  # the config's own checks, before the file is in place
+    except ConfigError:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+    return path
+
+
+class SettingsDialog(QDialog):
+    """Shows the settings in effect; Save hands the changed ones to ``saved`` (by env name)."""
+
+    saved = Signal(dict)
+    #: (which test, passed, what it found), from the thread that ran a Test button's check.
+    tested = Signal(str, bool, str)
+
+    def __init__(self, settings: Settings, environ=None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(520)
+        self.settings = settings
+        environ = os.environ if environ is None else environ
+        self.editors: dict[str, QWidget] = {}
+        self.test_results: dict[str, tuple[QPushButton, QLabel]] = {}
+        self.tested.connect(self._show_test)
+        layout = QVBoxLayout(self)
+        note = QLabel("Leave the Redis URL empty to process everything on this computer. With a URL, "
+                      "snapdesk-worker processes on other machines share the work; they need the same secret.")
+        note.setWordWrap(True)
+        note.setObjectName("muted")
+        layout.addWidget(note)
+        for title, fields in FIELDS.items():
+            box = QGroupBox(title)
+            form = QFormLayout(box)
+            for name, label, kind in fields:
+                editor = self._editor(name, kind)
+                env = env_name(name)
+                if environ.get(env) not in (None, ""):
+                    editor.setEnabled(False)
+                    editor.setToolTip(f"Set by the environment variable {env}")
+                self.editors[name] = editor
+                form.addRow(label, editor)
+            if title in TESTS:
+                self._add_test(form, title)
+            layout.addWidget(box)
+        self.error = QLabel()
+        self.error.setObjectName("error")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        layout.addWidget(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _add_test(self, form: QFormLayout, title: str) -> None:
+        row = QHBoxLayout()
+        button = QPushButton(TESTS[title][0])
+        button.setObjectName(f"test-{TESTS[title][1]}")
+        result = QLabel()
+        result.setObjectName(f"result-{TESTS[title][1]}")
+        result.setWordWrap(True)
+        row.addWidget(button)
+        row.addWidget(result, 1)
+        form.addRow(row)
+        self.test_results[TESTS[title][1]] = (button, result)
+        button.clicked.connect(lambda _=False, which=TESTS[title][1]: self.run_test(which))
+
+    def _text(self, name: str) -> str:
+        editor = self.editors[name]
+        return editor.text().strip() if editor.isEnabled() else str(getattr(self.settings, name) or "")
+
+    def run_test(self, which: str) -> None:
+        """Check the Redis URL or the LLM endpoint as entered, on a thread of its own (the window
+        never waits on the network); the answer comes back through ``tested``."""
+        button, result = self.test_results[which]
+        button.setEnabled(False)
+        result.setText("Testing…")
+        if which == "redis":
+            check, args = _check_redis, (self._text("redis_url"),)
+        else:
+            check, args = _check_llm, (self._text("openai_base_url"), self._text("openai_api_key"),
+                                       self._text("llm_model"))
+
+        def run():
+            try:
+                self.tested.emit(which, True, check(*args))
+            except Exception as exc:  # whatever went wrong is the answer to show
+                self.tested.emit(which, False, str(exc))
+        threading.Thread(target=run, name=f"settings-test-{which}", daemon=True).start()
+
+    def _show_test(self, which: str, ok: bool, message: str) -> None:
+        button, result = self.test_results[which]
+        button.setEnabled(True)
+        result.setText(("✓ " if ok else "✗ ") + message)
+        result.setProperty("ok", ok)
+
+    def _editor(self, name: str, kind) -> QWidget:
+        value = getattr(self.settings, name)
+        if kind == "int":
+            editor = QSpinBox()
+            editor.setRange(1, 64)
+            editor.setValue(int(value))
+        elif isinstance(kind, tuple):
+            editor = QComboBox()
+            editor.addItems(kind)
+            editor.setCurrentText(str(value))
+        else:
+            editor = QLineEdit(str(value or ""))
+            editor.setPlaceholderText(PLACEHOLDERS.get(name, ""))
+            if kind == "secret":
+                editor.setEchoMode(QLineEdit.EchoMode.PasswordEchoOnEdit)
+        editor.setObjectName(name)
+        return editor
+
+    def values(self) -> dict[str, object]:
+        """What the dialog shows, by environment-variable name; None for a default (the file leaves it out).
+
+        Fields an environment variable sets are left alone."""
+        values = {}
+        for name, editor in self.editors.items():
+            if not editor.isEnabled():
+                continue
+            if isinstance(editor, QSpinBox):
+                value = editor.value()
+            elif isinstance(editor, QComboBox):
+                value = editor.currentText()
+            else:
+                value = editor.text().strip()
+            values[env_name(name)] = None if value == _FIELDS[name].default else value
+        return values
+
+    def save(self) -> None:
+        self.error.hide()
+        url = self.editors["redis_url"].text().strip() if self.editors["redis_url"].isEnabled() else None
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            self.show_error("The Redis URL starts with redis://, rediss:// (TLS) or unix://")
+            return
+        secret = self.editors["secret"]
+        if url and not (secret.text().strip() if secret.isEnabled() else self.settings.secret):
+            self.show_error("A worker farm needs its shared secret: the same SNAPDESK_SECRET as on the workers.")
+            return
+        self.saved.emit(self.values())
+
+    def show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.show()
