@@ -1,0 +1,116 @@
+"""Redis goes away mid-run and comes back: owner and workers reconnect, nothing is lost or applied twice."""
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+
+from snapdesk.config import load_settings
+from snapdesk.engine.library import Library
+from snapdesk.store import db as store
+
+from helpers import WorkerProcess, snapdesk, wait_for, write_photos
+
+
+class RedisServer:
+    """A redis-server of the test's own, with AOF persistence, that the test can stop and start again."""
+
+    def __init__(self, workdir):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), timeout=10, message="redis-server to start")
+        client.close()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def outage(self, after: float, lasting: float) -> threading.Thread:
+        def run():
+            time.sleep(after)
+            self.stop()
+            time.sleep(lasting)
+            self.start()
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+
+def _pings(client):
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def farm(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
+
+
+def test_a_redis_outage_mid_run_loses_nothing_and_applies_nothing_twice(farm, tmp_path):
+    settings = load_settings(env={}, data_dir=tmp_path / "data", redis_url=farm.url, secret="farm-secret",
+                             local_workers="no", job_types="thumbnail", lease_renew_seconds=1)
+    faults = {"thumbnail": {"sleep": 0.3}}
+    workers = [WorkerProcess(settings, "--concurrency", "1", faults=faults, log_path=tmp_path / f"w{i}.log")
+               for i in range(2)]
+    library = Library(settings)
+    try:
+        write_photos(tmp_path / "in", 12)
+        session, _ = library.submit([tmp_path / "in"])
+        outage = farm.outage(after=1.0, lasting=3.0)
+        seen = []
+        assert library.wait(session, timeout=120, on_connection=lambda ok, why: seen.append(ok))
+        outage.join()
+        assert seen[0] is False and seen[-1] is True  # it noticed, and it came back
+        report = library.report(session)
+        assert report["counts"]["documents"]["complete"] == 12
+        for job in store.Job.select():
+            completions = store.JobEvent.select().where(store.JobEvent.job == job,
+                                                        store.JobEvent.type == "job:complete").count()
+            assert completions == 1, job.id
+        assert store.Artifact.select().count() == 36
+        assert all(w.proc.poll() is None for w in workers)  # the workers rode it out
+        logs = "".join(w.log() for w in workers)
+        assert "retrying with backoff" in logs and "Traceback" not in logs
+    finally:
+        library.close()
+        for w in workers:
+            w.stop()
+
+
+def test_the_command_line_says_it_is_disconnected_and_then_connected(farm, tmp_path, cli_env):
+    env = dict(cli_env, REDIS_URL=farm.url, SNAPDESK_SECRET="farm-secret")
+    settings = load_settings(env=env)
+    worker = WorkerProcess(settings, "--concurrency", "1", faults={"thumbnail": {"sleep": 0.3}},
+                           log_path=tmp_path / "worker.log")
+    try:
+        write_photos(tmp_path / "in", 8)
+        farm.outage(after=2.0, lasting=3.0)
+        done = snapdesk("submit", str(tmp_path / "in"), "--wait", "--json", env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "disconnected: cannot reach redis" in done.stderr
+        assert "connected to redis" in done.stderr.split("disconnected:", 1)[1]
+        assert json.loads(done.stdout)["counts"]["documents"]["complete"] == 8
+    finally:
+        worker.stop()
