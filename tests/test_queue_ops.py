@@ -202,3 +202,21 @@ def test_statistics_count_by_queue_and_list_the_workers(library, start_worker, t
     assert [w["pid"] for w in stats["workers"]] == [worker.pid]
     assert stats["workers"][0]["concurrency"]["thumbnail"] == 2
 
+
+def test_the_periodic_maintenance_never_waits_in_a_paused_queue(library, settings):
+    from snapdesk.worker.main import Worker
+
+    library.pause("thumbnail")
+    worker = Worker(library.transport, settings, queues=["thumbnail", "ocr"])
+    worker.context.paused = frozenset(library.transport.paused_queues())
+    due = [object()]  # what the scheduler hands over when the crontab matches
+
+    worker.queue_maintenance(due)
+    counts = library.transport.queue_counts()
+    assert counts["thumbnail"]["waiting"] == 0
+    assert counts["ocr"]["waiting"] == 1
+
+    library.pause("ocr")
+    worker.context.paused = frozenset(library.transport.paused_queues())
+    worker.queue_maintenance(due)
+    assert library.transport.queue_counts()["ocr"]["waiting"] == 1  # nothing more queued behind a pause

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from huey import signals as huey_signals
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Scheduler
 from huey.consumer import Worker as HueyWorker
 
 from .. import __version__
@@ -105,14 +105,31 @@ class _PausableWorker(HueyWorker):
             self._logger.exception("Unhandled error during execution of task %s.", task.id)
 
 
+class _Scheduler(Scheduler):
+    """Huey's scheduler, but the Worker decides where a due periodic task goes (not into a paused queue)."""
+
+    on_periodic = staticmethod(lambda due: None)
+
+    def enqueue_periodic_tasks(self, now):
+        self.on_periodic(self.huey.read_periodic(now))
+
+
 class _Consumer(Consumer):
     """A Huey consumer driven by the Worker: no signal handlers of its own, and pausable threads."""
 
     worker_class = _PausableWorker
+    scheduler_class = _Scheduler
 
-    def __init__(self, huey, is_paused, **kwargs):
+    def __init__(self, huey, is_paused, on_periodic=None, **kwargs):
         self._is_paused = is_paused  # before Consumer.__init__, which creates the worker threads
+        self._on_periodic = on_periodic
         super().__init__(huey, **kwargs)
+
+    def _create_scheduler(self):
+        scheduler = super()._create_scheduler()
+        if self._on_periodic:
+            scheduler.on_periodic = self._on_periodic
+        return scheduler
 
     def _create_worker(self):
         worker = super()._create_worker()
@@ -145,6 +162,7 @@ class Worker:
                 huey, is_paused=lambda q=queue: q in self.context.paused,
                 workers=self.concurrency[queue], worker_type="thread",
                 periodic=queue == queues[0],  # one scheduler per process queues the maintenance task
+                on_periodic=self.queue_maintenance,
                 # Poll an idle SQLite queue every 100 ms (Redis blocks instead): a drop starts fast.
                 initial_delay=0.1, backoff=1.0, max_delay=0.1, scheduler_interval=1,
                 check_worker_health=True, shutdown_timeout=self.drain_timeout)
@@ -231,6 +249,20 @@ class Worker:
         except Exception:
             log.exception("could not remove this worker from the registry")
         log.info("worker %s stopped", self.identity["id"])
+
+    def queue_maintenance(self, due_tasks) -> None:
+        """The scheduler found the periodic maintenance due: queue it where it can run, which is not a
+        paused queue (there it would wait for the resume, and count as waiting work)."""
+        if not due_tasks:
+            return
+        open_queues = [q for q in self.queues if q not in self.context.paused]
+        if not open_queues:
+            log.info("maintenance skipped: every queue this worker serves is paused")
+            return
+        try:
+            self.transport.enqueue_maintenance(open_queues[0])
+        except CONNECTION_ERRORS as exc:
+            log.warning("could not queue the maintenance (%s); the next one comes in 15 minutes", exc)
 
     def _requeue_interrupted(self, signal_name, task, *args, **kwargs):
         if task.name != TASK_NAME:
