@@ -5,7 +5,7 @@ import os
 import pytest
 
 from snapdesk.config import load_settings
-from snapdesk.engine.importer import Scanner
+from snapdesk.engine.importer import Scanner, found_batches
 from snapdesk.engine.library import Library
 from snapdesk.store import db as store
 
@@ -77,3 +77,31 @@ def test_an_unwritable_data_folder_is_a_clear_error(tmp_path):
     blocker.write_text("a file where the data folder should be")
     with pytest.raises(Exception, match="cannot use the data folder"):
         Library(load_settings(env={}, data_dir=blocker / "data", local_workers="no"))
+
+
+def test_a_scan_hands_over_its_first_files_before_it_reads_the_rest(tmp_path):
+    write_photos(tmp_path / "a", 3)
+    write_photos(tmp_path / "b", 2, start_seed=20)
+    scanner = Scanner(max_bytes=10 * 2**20)
+    batches = found_batches(scanner, [tmp_path], first=3)
+    first = next(batches)
+    assert [f.path.name for f, _ in first] == ["photo-000.jpg", "photo-001.jpg", "photo-002.jpg"]
+    # The scan has not reached b/ yet: a file that appears there now is still found.
+    write_photos(tmp_path / "b", 1, prefix="late", start_seed=40)
+    rest = [f.path.name for batch in batches for f, _ in batch]
+    assert rest == ["late-000.jpg", "photo-000.jpg", "photo-001.jpg"]
+
+
+def test_a_small_drop_goes_ahead_and_a_big_one_is_batch_work(tmp_path):
+    from snapdesk.engine.transport import PRIORITY_BATCH, PRIORITY_INTERACTIVE
+
+    write_photos(tmp_path / "small", 2)
+    write_photos(tmp_path / "big", 4, start_seed=10)
+    settings = load_settings(env={}, data_dir=tmp_path / "data", local_workers="no", job_types="thumbnail",
+                             small_drop=3)
+    with Library(settings) as library:
+        small, _ = library.submit([tmp_path / "small"])
+        big, _ = library.submit([tmp_path / "big"])
+        assert {job.priority for job in store.Job.select().where(store.Job.session == small)} == {PRIORITY_INTERACTIVE}
+        assert {job.priority for job in store.Job.select().where(store.Job.session == big)} == {PRIORITY_BATCH}
+        assert not store.UploadSession.get_by_id(big.id).scanning

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +41,10 @@ class Scanner:
             try:
                 st = path.stat()
             except FileNotFoundError:
-                self._skip(path, "missing", "no such file or folder")
+                self.skip(path, "missing", "no such file or folder")
                 continue
             except OSError as exc:
-                self._skip(path, "unreadable", f"cannot read it ({exc.strerror or exc})")
+                self.skip(path, "unreadable", f"cannot read it ({exc.strerror or exc})")
                 continue
             if stat.S_ISDIR(st.st_mode):
                 yield from self._walk(path, visited)
@@ -57,7 +58,7 @@ class Scanner:
             st = folder.stat()
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            self._skip(folder, "unreadable", f"cannot read it ({exc.strerror or exc})")
+            self.skip(folder, "unreadable", f"cannot read it ({exc.strerror or exc})")
             return
         if (st.st_dev, st.st_ino) in visited:  # a symlink back into a folder already walked
             return
@@ -67,7 +68,7 @@ class Scanner:
             try:
                 st = entry.stat()  # follows symlinks
             except OSError as exc:  # a dangling symlink, a loop of links, no permission
-                self._skip(path, "unreadable", f"cannot read it ({exc.strerror or exc})")
+                self.skip(path, "unreadable", f"cannot read it ({exc.strerror or exc})")
                 continue
             if _hidden(entry.name, st):
                 self.skipped["hidden"] += 1
@@ -83,15 +84,15 @@ class Scanner:
         if kind is None or not stat.S_ISREG(st.st_mode):
             self.skipped["unsupported"] += 1
         elif st.st_size == 0:
-            self._skip(path, "empty", "the file is empty")
+            self.skip(path, "empty", "the file is empty")
         elif st.st_size > self.max_bytes:
-            self._skip(path, "too_large", f"{st.st_size / 2**20:.0f} MiB is more than the "
+            self.skip(path, "too_large", f"{st.st_size / 2**20:.0f} MiB is more than the "
                                           f"{self.max_bytes / 2**20:.0f} MiB limit (SNAPDESK_MAX_FILE_MB)")
         else:
             return FoundFile(path, st.st_size, st.st_mtime, kind)
         return None
 
-    def _skip(self, path: Path, reason: str, message: str) -> None:
+    def skip(self, path: Path, reason: str, message: str) -> None:
         self.skipped[reason] += 1
         self.problems.append((str(path), message))
 
@@ -108,3 +109,29 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def found_batches(scanner: Scanner, paths: Iterable[str | os.PathLike], first: int = 1, size: int = 500,
+                  seconds: float = 0.25) -> Iterator[list[tuple[FoundFile, str]]]:
+    """What the scan finds, hashed and without repeated content, in batches: the first holds ``first``
+    files (fewer only when the scan ended), the rest up to ``size`` files or ``seconds`` of scanning, so
+    a big folder shows up while it is still being read."""
+    seen: set[str] = set()
+    batch: list[tuple[FoundFile, str]] = []
+    limit, started = first, time.monotonic()
+    for f in scanner.scan(paths):
+        try:
+            sha = sha256_file(f.path)
+        except OSError as exc:
+            scanner.skip(f.path, "unreadable", f"cannot read it ({exc.strerror or exc})")
+            continue
+        if sha in seen:
+            scanner.skipped["duplicate"] += 1
+            continue
+        seen.add(sha)
+        batch.append((f, sha))
+        if len(batch) >= limit or (limit == size and time.monotonic() - started >= seconds):
+            yield batch
+            batch, limit, started = [], size, time.monotonic()
+    if batch:
+        yield batch

@@ -26,7 +26,7 @@ from ..config import Settings
 from ..store.db import (CANCELLED, COMPLETE, FAILED, JOB_STATES, PENDING, PROCESSING, QUEUED, TERMINAL,
                         UNFINISHED, Artifact, Document, Job, JobEvent, Meta, UploadSession, db, open_db)
 from . import events as ev
-from .importer import Scanner, sha256_file
+from .importer import FoundFile, Scanner, found_batches, sha256_file
 from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, dependents_of, job_types_for
 from . import stats
 from .local_workers import LocalWorkers, try_lock
@@ -66,6 +66,8 @@ class Library:
                 self._owner_lock.close()
             raise LibraryError(f"cannot use the data folder {self.data_dir}: {getattr(exc, 'strerror', None) or exc}. "
                                "Choose a folder you can write to (SNAPDESK_DATA_DIR or --data-dir).") from None
+        if not self.read_only:  # a scan the last run did not finish (it quit or crashed) is over
+            UploadSession.update(scanning=False).where(UploadSession.scanning == True).execute()  # noqa: E712
         self.owner = Meta.get_value("owner")
         if self.owner is None:
             self.owner = uuid.uuid4().hex
@@ -104,33 +106,42 @@ class Library:
     # -- import ------------------------------------------------------------------------
     def submit(self, paths: Iterable[str | Path], reprocess: bool = False, name: str | None = None,
                priority: int | None = None) -> tuple[UploadSession, Scanner]:
-        """Import files and folders as one upload session and queue their jobs. Returns at once.
+        """Import files and folders as one upload session and queue their jobs, batch by batch as the
+        scan finds them (the first jobs run while a big folder is still being hashed).
 
         Without a ``priority``, a small drop (``SNAPDESK_SMALL_DROP`` documents or fewer) is work a
         person waits for and goes ahead of batch work; a bigger one is batch."""
         paths = [str(p) for p in paths]
-        scanner = Scanner(max_bytes=self.settings.max_file_mb * 2**20)
-        found = []
-        seen = set()
-        for f in scanner.scan(paths):
-            try:
-                sha = sha256_file(f.path)
-            except OSError as exc:
-                scanner._skip(f.path, "unreadable", f"cannot read it ({exc.strerror or exc})")
-                continue
-            if sha in seen:
-                scanner.skipped["duplicate"] += 1
-                continue
-            seen.add(sha)
-            found.append((f, sha))
-        if priority is None:
-            priority = PRIORITY_INTERACTIVE if len(found) <= self.settings.small_drop else PRIORITY_BATCH
+        session = self.begin_session(paths, name)
+        scanner = self.scanner()
+        for batch in found_batches(scanner, paths, first=self.settings.small_drop + 1):
+            if priority is None:
+                priority = self.drop_priority(batch)
+            self.add_documents(session, batch, reprocess=reprocess, priority=priority)
+        self.end_scan(session, scanner)
+        return session, scanner
+
+    def scanner(self) -> Scanner:
+        return Scanner(max_bytes=self.settings.max_file_mb * 2**20)
+
+    def drop_priority(self, first_batch: list) -> int:
+        """The lane of a drop, from its first batch (which holds more than a small drop unless the scan
+        ended within it)."""
+        return PRIORITY_INTERACTIVE if len(first_batch) <= self.settings.small_drop else PRIORITY_BATCH
+
+    def begin_session(self, paths: list[str], name: str | None = None) -> UploadSession:
+        """A new, empty upload session whose scan has begun."""
+        return UploadSession.create(name=name or _session_name(paths), paths=paths, skipped={}, scanning=True)
+
+    def add_documents(self, session: UploadSession, found: list[tuple[FoundFile, str]], reprocess: bool = False,
+                      priority: int = PRIORITY_BATCH) -> list[int]:
+        """Add scanned files (with their content hashes) to a session and queue their jobs; their ids."""
+        ids = []
         with db.atomic():
-            session = UploadSession.create(name=name or _session_name(paths), paths=paths,
-                                           skipped=dict(scanner.skipped))
             for f, sha in found:
                 doc = Document.create(session=session, path=str(f.path), size=f.size, sha256=sha, kind=f.kind,
                                       mtime=f.mtime)
+                ids.append(doc.id)
                 for job_type in job_types_for(f.kind, self.settings.enabled_job_types):
                     self._create_job(doc, job_type.name, reprocess, priority)
         try:
@@ -138,7 +149,13 @@ class Library:
         except CONNECTION_ERRORS as exc:  # the jobs wait in the library; the next dispatch queues them
             log.warning("could not queue the jobs yet: %s", exc)
         self.ensure_workers()
-        return session, scanner
+        return ids
+
+    def end_scan(self, session: UploadSession, scanner: Scanner) -> None:
+        """The scan is over: keep what it left out, by reason."""
+        session.skipped = dict(scanner.skipped)
+        session.scanning = False
+        session.save()
 
     def _create_job(self, doc: Document, job_type: str, reprocess: bool, priority: int) -> Job:
         now = time.time()
@@ -697,7 +714,8 @@ class Library:
         doc_counts = self.document_counts(session)
         return {
             "session": {"id": session.id, "name": session.name, "created_at": _iso(session.created_at),
-                        "paths": session.paths, "status": session_status(doc_counts)},
+                        "paths": session.paths, "status": session_status(doc_counts, session.scanning),
+                        "scanning": session.scanning},
             "counts": {
                 "documents": {"total": doc_counts["total"],
                               **{s: doc_counts.get(s, 0) for s in ("queued", "running", "complete", "failed",
@@ -735,8 +753,8 @@ def document_status(states: list[str]) -> str:
     return "complete"
 
 
-def session_status(doc_counts: Counter) -> str:
-    if doc_counts.get("queued") or doc_counts.get("running"):
+def session_status(doc_counts: Counter, scanning: bool = False) -> str:
+    if scanning or doc_counts.get("queued") or doc_counts.get("running"):
         return "running"
     return "failed" if doc_counts.get("failed") else "complete"
 

@@ -59,6 +59,8 @@ class UploadSession(BaseModel):
     paths = JSONField()
     #: Files left out at import, counted by reason: {"hidden": 2, "unsupported": 1, ...}
     skipped = JSONField()
+    #: True while its folders are still being scanned (documents keep arriving).
+    scanning = peewee.BooleanField(default=False)
 
 
 class Document(BaseModel):
