@@ -22,9 +22,10 @@ setup: $(STAMP)
 run: setup gui-libs
 	$(VENV)/bin/snapdesk $(ARGS)
 
-# Qt's X11 platform plugin needs these on Debian/Ubuntu; install the ones missing.
+# Qt's X11 platform plugin needs these on Debian/Ubuntu, and the taskbar progress a D-Bus session
+# bus (its test starts one); install the ones missing.
 GUI_LIBS := libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 \
-            libxkbcommon-x11-0 libxcb-shape0 libegl1 libgl1 libfontconfig1
+            libxkbcommon-x11-0 libxcb-shape0 libegl1 libgl1 libfontconfig1 dbus-daemon dbus-bin
 gui-libs:
 	@command -v dpkg >/dev/null 2>&1 || exit 0; \
 	missing=$$(for p in $(GUI_LIBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

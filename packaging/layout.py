@@ -35,11 +35,11 @@ DATA_FILES = (
     "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
 )
 
-#: Qt modules the app imports (QtCore, QtGui, QtWidgets) stay; these are left out, with their
-#: libraries and plugins. Anything here that the app starts importing must come off the list.
+#: Qt modules the app imports (QtCore, QtGui, QtWidgets; QtDBus for the taskbar progress on Linux)
+#: stay; these are left out, with their libraries and plugins. Anything here that the app starts importing must come off the list.
 EXCLUDED_QT = (
     "Qt3DAnimation", "Qt3DCore", "Qt3DExtras", "Qt3DInput", "Qt3DLogic", "Qt3DRender",
-    "QtAxContainer", "QtBluetooth", "QtCharts", "QtConcurrent", "QtDataVisualization", "QtDBus",
+    "QtAxContainer", "QtBluetooth", "QtCharts", "QtConcurrent", "QtDataVisualization",
     "QtDesigner", "QtGraphs", "QtGraphsWidgets", "QtHelp", "QtHttpServer", "QtLocation",
     "QtMultimedia", "QtMultimediaWidgets", "QtNetwork", "QtNetworkAuth", "QtNfc", "QtOpenGL",
     "QtOpenGLWidgets", "QtPdf", "QtPdfWidgets", "QtPositioning", "QtPrintSupport", "QtQml", "QtQuick",

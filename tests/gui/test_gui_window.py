@@ -5,12 +5,15 @@ import io
 import itertools
 import json
 import logging
+import shutil
 import signal
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
-from helpers import write_photos
+from helpers import wait_for, write_photos
 from PySide6.QtCore import QMimeData, QObject, QPointF, Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
@@ -79,6 +82,7 @@ def test_a_dropped_folder_becomes_a_session_whose_items_complete(window, start_w
     assert window.filtered.rowCount() == 1 and window.filtered.index(0, 0).data(RowRole).name == "notes.jpg"
     window.set_filter("done")
     assert window.filtered.rowCount() == 4
+    qtbot.waitUntil(lambda: window.throughput_label.text() == "5 jobs/min", timeout=WAIT)  # 4 done, 1 failed
 
     # A second drop, onto the grid itself, is a second session, shown at once.
     more = write_photos(tmp_path / "more", 1, prefix="extra", start_seed=9)
@@ -317,6 +321,21 @@ def test_a_large_import_does_not_freeze_the_window(window, tmp_path, qtbot):
         pytest.skip(f"the import took {took:.2f} s here: too little for a freeze to show")
 
 
+def test_a_big_folder_shows_its_first_items_while_the_scan_goes_on(open_window, settings, tmp_path, qtbot):
+    folder = tmp_path / "archive"
+    write_photos(folder, 25, width=64, height=48)
+    with open(folder / "zz-disk-image.jpg", "wb") as fh:  # sparse: no disk used, but seconds to hash
+        fh.truncate(6 * 2**30)
+    window = open_window(settings.replace(max_file_mb=8192))
+    window.import_paths([str(folder)])
+    qtbot.waitUntil(lambda: session_row(window) is not None and window.documents.rowCount() >= 21, timeout=WAIT)
+    assert window.session_title.text() == "archive"
+    assert session_row(window).scanning and "scanning for files" in window.session_info.text()
+    assert window.importing == 1
+    qtbot.waitUntil(lambda: window.documents.rowCount() == 26 and not session_row(window).scanning, timeout=WAIT)
+    assert window.importing == 0
+
+
 @pytest.mark.jobs("thumbnail,ocr,summary")
 def test_the_details_show_the_summary_and_the_text_of_a_scan(window, start_worker, tmp_path, qtbot):
     from helpers import text_image
@@ -423,15 +442,47 @@ def test_the_settings_dialog_moves_the_window_to_a_redis_farm(open_window, setti
     qtbot.waitUntil(lambda: window.transport_label.text() == f"Redis {redis_url}", timeout=WAIT)
     assert not dialog.isVisible()
     saved = json.loads(settings_path().read_text())
-    # What the dialog shows, defaults left out (the test's library runs no local workers).
+    # What the dialog shows, defaults left out (the test's library: its own folder, short retry waits,
+    # no local workers).
     assert saved == {"REDIS_URL": redis_url, "SNAPDESK_SECRET": "farm-secret-for-tests",
-                     "JOB_CONCURRENCY_THUMBNAIL": 2, "SNAPDESK_LOCAL_WORKERS": "no"}
+                     "JOB_CONCURRENCY_THUMBNAIL": 2, "SNAPDESK_LOCAL_WORKERS": "no",
+                     "SNAPDESK_DATA_DIR": str(settings.data_dir), "JOB_RETRY_BACKOFF_MS": 100}
     assert settings_path().stat().st_mode & 0o077 == 0  # it holds a secret: the owner's alone
 
     write_photos(tmp_path / "farm", 2)
     start_worker(settings_=window.settings)
     window.import_paths([str(tmp_path / "farm")])
     qtbot.waitUntil(lambda: statuses(window) == ["complete", "complete"], timeout=WAIT)
+
+
+def test_the_settings_dialog_moves_the_library_and_changes_the_retry_wait(open_window, settings, tmp_path,
+                                                                        qtbot):
+    from snapdesk.config import load_settings
+
+    def reload():  # as the app reads its settings, but with no workers of its own in this test
+        return load_settings(env={}, local_workers="no", job_types="thumbnail")
+
+    write_photos(tmp_path / "in", 1)
+    window = open_window(settings.replace(data_dir=tmp_path / "first"), reload_settings=reload)
+    window.import_paths([str(tmp_path / "in")])
+    qtbot.waitUntil(lambda: window.documents.rowCount() == 1, timeout=WAIT)
+
+    window.show_settings()
+    dialog = window.settings_dialog
+    assert dialog.editors["data_dir"].text() == str(tmp_path / "first")
+    (tmp_path / "a-file").write_text("not a folder")
+    dialog.editors["data_dir"].setText(str(tmp_path / "a-file" / "library"))
+    dialog.save()
+    assert dialog.error.text().startswith(f"Cannot use {tmp_path / 'a-file' / 'library'}") and dialog.isVisible()
+
+    dialog.editors["data_dir"].setText(str(tmp_path / "second"))
+    dialog.editors["retry_backoff_ms"].setValue(2500)
+    dialog.save()
+    qtbot.waitUntil(lambda: window.settings.data_dir == tmp_path / "second", timeout=WAIT)
+    assert window.settings.retry_backoff_ms == 2500 and not dialog.isVisible()
+    qtbot.waitUntil(lambda: (tmp_path / "second" / "library.db").exists(), timeout=WAIT)
+    assert window.sessions.rowCount() == 0  # a new, empty library; the first one is left as it was
+    assert (tmp_path / "first" / "library.db").exists()
 
 
 def test_a_window_closed_mid_run_finds_the_work_done_when_it_opens_again(open_window, start_worker, tmp_path,
@@ -471,3 +522,82 @@ def test_reprocess_runs_a_finished_document_again(window, start_worker, tmp_path
     qtbot.waitUntil(lambda: [e["type"] for e in window.details.details["jobs"][0]["timeline"]][-3:]
                     == ["reprocess", "job:started", "job:complete"], timeout=WAIT)
     qtbot.waitUntil(lambda: statuses(window) == ["complete"], timeout=WAIT)  # the tile follows
+
+
+class LauncherMonitor:
+    """A private D-Bus session bus and ``dbus-monitor`` on it, collecting the Unity LauncherEntry
+    updates a dock or taskbar would read."""
+
+    def __init__(self):
+        self.daemon = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.address = self.daemon.stdout.readline().strip()
+        self.monitor = subprocess.Popen(["dbus-monitor", "--address", self.address,
+                                         "interface='com.canonical.Unity.LauncherEntry'"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.monitor.stdout), daemon=True)
+        self.reader.start()
+        wait_for(lambda: any("NameAcquired" in line for line in self.lines), message="dbus-monitor")
+
+    def updates(self) -> list[dict]:
+        """Each Update signal's properties, in order: {"progress": 0.5, "progress-visible": True, ...}."""
+        found, key = [], None
+        for line in list(self.lines):
+            line = line.strip()
+            if "member=Update" in line:
+                found.append({})
+            elif found and line.startswith('string "') and line != 'string "application://snapdesk.desktop"':
+                key = line[len('string "'):-1]
+            elif found and line.startswith("variant") and key:
+                kind, value = line.split()[1:3]
+                found[-1][key] = {"double": float, "int32": int, "int64": int}.get(kind, lambda v: v == "true")(value)
+        return found
+
+    def close(self):
+        for proc in (self.monitor, self.daemon):
+            proc.terminate()
+            proc.wait(5)
+        self.reader.join(5)
+        self.monitor.stdout.close()
+        self.daemon.stdout.close()
+
+
+@pytest.mark.skipif(not shutil.which("dbus-daemon") or not shutil.which("dbus-monitor"),
+                    reason="needs dbus-daemon and dbus-monitor (make test installs them)")
+def test_the_taskbar_entry_shows_the_progress_of_the_running_sessions(window, start_worker, tmp_path, qtbot):
+    from snapdesk.gui.taskbar import TaskbarProgress
+
+    launcher = LauncherMonitor()
+    try:
+        window.taskbar = TaskbarProgress(bus_address=launcher.address)
+        assert window.taskbar.available
+        write_photos(tmp_path / "in", 3)
+        start_worker("--concurrency", "1", faults={"thumbnail": {"sleep": 0.5}})
+        window.import_paths([str(tmp_path / "in")])
+        qtbot.waitUntil(lambda: statuses(window) == ["complete"] * 3, timeout=WAIT)
+        qtbot.waitUntil(lambda: launcher.updates() and not launcher.updates()[-1]["progress-visible"], timeout=WAIT)
+        shown = [(u["count"], u["progress"]) for u in launcher.updates() if u["progress-visible"]]
+        assert shown[0] == (3, 0.0)  # three documents to go
+        assert any(count in (1, 2) for count, _ in shown)  # then fewer, as they complete
+        assert [c for c, _ in shown] == sorted((c for c, _ in shown), reverse=True)
+    finally:
+        launcher.close()
+
+
+def test_a_switch_to_a_dark_theme_recolours_the_window(window, qtbot):
+    from PySide6.QtGui import QColor, QPalette
+
+    light = QApplication.palette()
+    info = window.session_info  # coloured by the style sheet: palette(mid)
+    assert info.palette().color(QPalette.ColorRole.WindowText) == light.color(QPalette.ColorRole.Mid)
+    dark = QPalette(QColor("#202124"))  # what the platform hands over when the system turns dark
+    try:
+        QApplication.setPalette(dark)
+        qtbot.waitUntil(lambda: info.palette().color(QPalette.ColorRole.WindowText) ==
+                        dark.color(QPalette.ColorRole.Mid), timeout=WAIT)
+        assert window.sessions_view.palette().color(QPalette.ColorRole.Window).lightness() < 60
+    finally:
+        QApplication.setPalette(light)
+    qtbot.waitUntil(lambda: info.palette().color(QPalette.ColorRole.WindowText) ==
+                    light.color(QPalette.ColorRole.Mid), timeout=WAIT)

@@ -277,7 +277,7 @@ class SessionDelegate(QStyledItemDelegate):
         track = QColor(dim.red(), dim.green(), dim.blue(), 60)
         self._paint_ring(p, ring, row, track, selected)
         center = ring.center()
-        if row.total and row.finished == row.total:  # finished: a mark instead of "100"
+        if row.total and row.finished == row.total and not row.scanning:  # finished: a mark instead of "100"
             _badge(p, center, 7, RED if row.failed else GREEN, "bang" if row.failed else "check")
         else:
             pct_font = QFont(option.font)
@@ -340,4 +340,6 @@ class SessionDelegate(QStyledItemDelegate):
         when = datetime.datetime.fromtimestamp(row.created_at)
         today = datetime.date.today()
         stamp = when.strftime("%H:%M") if when.date() == today else when.strftime("%d %b %H:%M")
+        if row.scanning:
+            return f"scanning… {row.total} found · {stamp}"
         return f"{row.complete}/{row.total} done · {stamp}"

@@ -20,6 +20,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from ..config import Settings
+from ..engine.importer import found_batches
 from ..engine.library import Library
 from ..engine.transport import CONNECTION_ERRORS
 from ..store.db import Job, JobEvent, UploadSession
@@ -66,7 +67,7 @@ class LibraryOwner(QObject):
     documentsChanged = Signal(list)
     #: A session was removed (its id).
     sessionRemoved = Signal(int)
-    #: {"transport", "workers", "queues", "error"} every two seconds.
+    #: {"transport", "workers", "queues", "throughput" (jobs/min), "error"} every two seconds.
     statusChanged = Signal(dict)
     #: An operation without an error callback failed (a message for a person).
     operationFailed = Signal(str)
@@ -83,6 +84,8 @@ class LibraryOwner(QObject):
         super().__init__(parent)
         self.settings = settings
         self._ops: queue.Queue = queue.Queue()
+        #: Sessions removed or cancelled while their scan runs: it stops adding to them.
+        self._stopped_scans: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="snapdesk-owner", daemon=True)
         self._finished.connect(self._deliver)
@@ -116,12 +119,51 @@ class LibraryOwner(QObject):
             self.operationFailed.emit(str(error))
 
     # -- operations the window uses ----------------------------------------------------
-    def submit(self, paths: list[str], on_done=None, on_error=None) -> None:
-        def op(lib: _TrackingLibrary):
-            session, scanner = lib.submit(paths)
+    def submit(self, paths: list[str], on_started=None, on_done=None, on_error=None) -> None:
+        """Add files and folders as a new session. ``on_started(session id)`` comes at once, with the
+        session empty; a scan thread reads and hashes the files and hands them over in batches, which
+        arrive as ``documentsChanged`` while the owner goes on applying events; ``on_done`` gets what
+        the scan left out when it ends."""
+        def start(lib: _TrackingLibrary):
+            session = lib.begin_session(paths)
             self.sessionsChanged.emit(rows.session_rows([session.id]))
-            return {"session_id": session.id, "skipped": dict(scanner.skipped), "problems": list(scanner.problems)}
-        self.call(op, on_done, on_error)
+            threading.Thread(target=self._scan, args=(lib.scanner(), session.id, paths, on_done, on_error),
+                             name=f"snapdesk-scan-{session.id}", daemon=True).start()
+            return session.id
+        self.call(start, on_started, on_error)
+
+    def _scan(self, scanner, session_id: int, paths: list[str], on_done, on_error) -> None:
+        """On the scan thread: only files are read here; every write is an operation of the owner."""
+        state = {"priority": None}
+
+        def add(batch):
+            def op(lib: _TrackingLibrary):
+                session = UploadSession.get_or_none(UploadSession.id == session_id)
+                if session is None or session_id in self._stopped_scans:
+                    return
+                if state["priority"] is None:
+                    state["priority"] = lib.drop_priority(batch)
+                lib.touched_docs.update(lib.add_documents(session, batch, priority=state["priority"]))
+                lib.touched_sessions.add(session_id)
+            return op
+
+        def end(lib: _TrackingLibrary):
+            session = UploadSession.get_or_none(UploadSession.id == session_id)
+            if session is not None:
+                lib.end_scan(session, scanner)
+                lib.touched_sessions.add(session_id)
+            self._stopped_scans.discard(session_id)
+            return {"session_id": session_id, "skipped": dict(scanner.skipped), "problems": list(scanner.problems)}
+
+        try:
+            for batch in found_batches(scanner, paths, first=self.settings.small_drop + 1):
+                if self._stop.is_set() or session_id in self._stopped_scans:
+                    break
+                self.call(add(batch))
+        except Exception as exc:  # the scan itself broke: what it found so far stays
+            log.exception("scanning %s", paths)
+            scanner.skip(Path(paths[0]), "unreadable", f"the scan stopped: {exc}")
+        self.call(end, on_done, on_error)
 
     def load_session(self, session_id: int) -> None:
         self.call(lambda lib: self.documentsLoaded.emit(session_id, rows.document_rows(session_id=session_id)))
@@ -152,6 +194,7 @@ class LibraryOwner(QObject):
         """Cancel the given unfinished jobs, or with ``session_id`` every unfinished job of that session."""
         def op(lib: _TrackingLibrary):
             if session_id is not None:
+                self._stopped_scans.add(session_id)
                 cancelled = lib.cancel(session_id=session_id)
             else:
                 cancelled = lib.cancel(job_ids=list(job_ids))
@@ -161,6 +204,7 @@ class LibraryOwner(QObject):
 
     def remove_session(self, session_id: int, on_done=None) -> None:
         def op(lib: _TrackingLibrary):
+            self._stopped_scans.add(session_id)
             removed = lib.remove_session(session_id)
             lib.touched_sessions.discard(session_id)
             if removed:
@@ -276,6 +320,7 @@ class LibraryOwner(QObject):
             lib.maybe_maintain()
             status["workers"] = lib.transport.workers()
             status["queues"] = lib.transport.queue_counts()
+            status["throughput"] = rows.throughput()
         except CONNECTION_ERRORS as exc:
             log.warning("housekeeping: %s", exc)
             status["error"] = f"cannot reach {lib.transport.describe()}: {exc}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class SessionRow:
     complete: int = 0
     failed: int = 0
     cancelled: int = 0
+    #: Its folders are still being scanned: more documents are on their way.
+    scanning: bool = False
 
     @property
     def finished(self) -> int:
@@ -82,7 +85,7 @@ class SessionRow:
 
     @property
     def status(self) -> str:
-        if self.queued or self.running:
+        if self.scanning or self.queued or self.running:
             return "running"
         return "failed" if self.failed else "complete"
 
@@ -175,16 +178,26 @@ def session_rows(session_ids: Iterable[int] | None = None) -> list[SessionRow]:
     counts: dict[int, Counter] = {}
     for session_id, status, n in db.execute_sql(sql, params * 2 if where else []).fetchall():
         counts.setdefault(session_id, Counter())[status] += n
-    query = UploadSession.select(UploadSession.id, UploadSession.name, UploadSession.created_at)
+    query = UploadSession.select(UploadSession.id, UploadSession.name, UploadSession.created_at,
+                                 UploadSession.scanning)
     if session_ids is not None:
         query = query.where(UploadSession.id.in_(params))
     result = []
-    for sid, name, created_at in query.order_by(UploadSession.id.desc()).tuples():
+    for sid, name, created_at, scanning in query.order_by(UploadSession.id.desc()).tuples():
         c = counts.get(sid, Counter())
         result.append(SessionRow(id=sid, name=name, created_at=created_at, total=sum(c.values()),
                                  queued=c["queued"], running=c["running"], complete=c["complete"],
-                                 failed=c["failed"], cancelled=c["cancelled"]))
+                                 failed=c["failed"], cancelled=c["cancelled"], scanning=bool(scanning)))
     return result
+
+
+def throughput(window_s: float = 60.0) -> float:
+    """Jobs per minute that ended (done or failed) over the last ``window_s`` seconds; results reused
+    from the same content processed earlier are not work done."""
+    since = time.time() - window_s
+    ended = (Job.select().where(Job.finished_at >= since, Job.state.in_([JOB_COMPLETE, FAILED]),
+                                Job.reused_from.is_null()).count())
+    return ended * 60.0 / window_s
 
 
 def document_details(doc_id: int) -> dict | None:

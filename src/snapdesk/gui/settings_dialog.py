@@ -1,5 +1,5 @@
 """The Settings dialog: where the work runs (this computer or a Redis worker farm), how much at
-once, and the language model for summaries. It edits ``settings.json`` in the config folder,
+once, retries, where the library lives, and the language model for summaries. It edits ``settings.json`` in the config folder,
 the file ``config.load_settings`` reads; environment variables still win, so a field set by one
 is shown but cannot be changed here.
 """
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -28,20 +29,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import ConfigError, Settings, config_dir, load_settings
+from ..config import ConfigError, Settings, config_dir, default_data_dir, load_settings
 
-#: (Settings field, label, kind) in the order shown; kind is "text", "secret", "int" or a tuple of choices.
+#: (Settings field, label, kind) in the order shown; kind is "text", "secret", "int", "ms", "folder"
+#: or a tuple of choices.
 FIELDS = {
     "Where the work runs": [
         ("redis_url", "Redis URL", "text"),
         ("secret", "Farm secret", "secret"),
         ("local_workers", "Workers on this computer", ("auto", "yes", "no")),
+        ("data_dir", "Library folder", "folder"),
     ],
     "How much at once": [
         ("concurrency_thumbnail", "Thumbnail jobs", "int"),
         ("concurrency_ocr", "OCR jobs", "int"),
         ("concurrency_llm", "Summary jobs", "int"),
+    ],
+    "When a job fails": [
         ("retry_attempts", "Attempts per job", "int"),
+        ("retry_backoff_ms", "First wait before a retry", "ms"),
     ],
     "Summaries": [
         ("openai_base_url", "LLM endpoint", "text"),
@@ -89,6 +95,20 @@ def _check_llm(base_url: str, api_key: str, model: str) -> str:
     from ..processors.summary import check_endpoint
 
     return check_endpoint(base_url, api_key, model)
+
+
+def _unusable_folder(text: str) -> str | None:
+    """Why a folder cannot hold the library, or None when it can (it is created if need be)."""
+    if not text:
+        return "Choose a folder for the library."
+    folder = Path(text).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"Cannot use {folder} for the library: {exc.strerror or exc}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"Cannot use {folder} for the library: it is not writable"
+    return None
 
 
 def env_name(field: str) -> str:
@@ -161,7 +181,7 @@ class SettingsDialog(QDialog):
                     editor.setEnabled(False)
                     editor.setToolTip(f"Set by the environment variable {env}")
                 self.editors[name] = editor
-                form.addRow(label, editor)
+                form.addRow(label, self._with_browse(editor) if kind == "folder" else editor)
             if title in TESTS:
                 self._add_test(form, title)
             layout.addWidget(box)
@@ -223,6 +243,13 @@ class SettingsDialog(QDialog):
             editor = QSpinBox()
             editor.setRange(1, 64)
             editor.setValue(int(value))
+        elif kind == "ms":
+            editor = QSpinBox()
+            editor.setRange(0, 3_600_000)
+            editor.setSingleStep(500)
+            editor.setSuffix(" ms")
+            editor.setToolTip("Each further retry waits twice as long")
+            editor.setValue(int(value))
         elif isinstance(kind, tuple):
             editor = QComboBox()
             editor.addItems(kind)
@@ -234,6 +261,26 @@ class SettingsDialog(QDialog):
                 editor.setEchoMode(QLineEdit.EchoMode.PasswordEchoOnEdit)
         editor.setObjectName(name)
         return editor
+
+    def _with_browse(self, editor: QLineEdit) -> QWidget:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(editor, 1)
+        browse = QPushButton("Choose…")
+        browse.setObjectName(f"browse-{editor.objectName()}")
+        browse.setEnabled(editor.isEnabled())
+        browse.clicked.connect(lambda: self._choose_folder(editor))
+        layout.addWidget(browse)
+        return row
+
+    def _choose_folder(self, editor: QLineEdit) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Library folder", editor.text())
+        if folder:
+            editor.setText(folder)
+
+    def _default(self, name: str):
+        return str(default_data_dir()) if name == "data_dir" else _FIELDS[name].default
 
     def values(self) -> dict[str, object]:
         """What the dialog shows, by environment-variable name; None for a default (the file leaves it out).
@@ -249,7 +296,7 @@ class SettingsDialog(QDialog):
                 value = editor.currentText()
             else:
                 value = editor.text().strip()
-            values[env_name(name)] = None if value == _FIELDS[name].default else value
+            values[env_name(name)] = None if value == self._default(name) else value
         return values
 
     def save(self) -> None:
@@ -257,6 +304,10 @@ class SettingsDialog(QDialog):
         url = self.editors["redis_url"].text().strip() if self.editors["redis_url"].isEnabled() else None
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
             self.show_error("The Redis URL starts with redis://, rediss:// (TLS) or unix://")
+            return
+        folder = self.editors["data_dir"]
+        if folder.isEnabled() and (problem := _unusable_folder(folder.text().strip())):
+            self.show_error(problem)
             return
         secret = self.editors["secret"]
         if url and not (secret.text().strip() if secret.isEnabled() else self.settings.secret):

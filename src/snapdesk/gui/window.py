@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import (
     QByteArray,
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
     QProcess,
@@ -62,6 +63,7 @@ from .images import ImageCache
 from .models import DocumentFilterModel, DocumentModel, IdRole, RowRole, SessionModel
 from .owner import LibraryOwner
 from .rows import DocRow, SessionRow
+from .taskbar import TaskbarProgress
 from .views import DocumentGrid, DropOverlay
 
 log = logging.getLogger("snapdesk.gui")
@@ -143,6 +145,7 @@ class MainWindow(QMainWindow):
         self.jobs_dialog = None
         self._session_status: dict[int, str] = {}
         self._tray = None
+        self.taskbar = TaskbarProgress()
 
         self.images = ImageCache(parent=self)
         self.sessions = SessionModel(self)
@@ -190,10 +193,12 @@ class MainWindow(QMainWindow):
         self.details.clear()
         self.documents.load(None, [])
         self.sessions.reset([])
+        self.taskbar.show(0, 0)
         self._show_session_header(None)
         self.transport_label.setText("Opening the library…")
         self.workers_label.setText("")
         self.queue_label.setText("")
+        self.throughput_label.setText("")
         self.owner = self._make_owner(settings)
         self.owner.start()
 
@@ -372,6 +377,8 @@ class MainWindow(QMainWindow):
         self.transport_label = QLabel("Opening the library…")
         self.workers_label = QLabel()
         self.queue_label = QLabel()
+        self.throughput_label = QLabel()
+        self.throughput_label.setToolTip("Jobs done or failed in the last minute, on every worker")
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)  # a scan has no known length: it just moves
         self.busy.setMaximumWidth(110)
@@ -379,7 +386,7 @@ class MainWindow(QMainWindow):
         self.busy.setTextVisible(False)
         self.busy.hide()
         status.addPermanentWidget(self.busy)
-        for label in (self.transport_label, self.workers_label, self.queue_label):
+        for label in (self.transport_label, self.workers_label, self.queue_label, self.throughput_label):
             status.addPermanentWidget(label)
         self._show_session_header(None)
 
@@ -461,8 +468,17 @@ class MainWindow(QMainWindow):
         qs.setValue("window/splitter", self.splitter.saveState())
         qs.sync()
 
+    def event(self, event) -> bool:
+        """The system switched between light and dark: Qt hands the app the new palette, but a style
+        sheet's palette(...) colours were resolved when it was set, so it is set again."""
+        if event.type() == QEvent.Type.ApplicationPaletteChange:
+            self.setStyleSheet("")
+            self.setStyleSheet(STYLE)
+        return super().event(event)
+
     def closeEvent(self, event) -> None:
         self._save_state()
+        self.taskbar.show(0, 0)
         self.owner.stop(timeout=5)
         self.images.shutdown()
         super().closeEvent(event)
@@ -488,6 +504,7 @@ class MainWindow(QMainWindow):
             self.workers_label.setText(f"Queue unreachable: {status['error']}")
             self.workers_label.setStyleSheet("color: #d64541")
             self.queue_label.setText("")
+            self.throughput_label.setText("")
             return
         self.workers_label.setStyleSheet("")
         workers = status.get("workers") or []
@@ -504,6 +521,7 @@ class MainWindow(QMainWindow):
         self.queue_label.setText(text)
         self.queue_label.setToolTip("\n".join(f"{name}: {q.get('waiting', 0)} waiting, {q.get('delayed', 0)} later"
                                               for name, q in queues.items()))
+        self.throughput_label.setText(f"{status.get('throughput') or 0:.0f} jobs/min")
 
     # -- sessions ----------------------------------------------------------------------
     def _sessions_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
@@ -521,6 +539,16 @@ class MainWindow(QMainWindow):
             self._session_status[session_id] = row.status
             if previous == "running" and row.status != "running":
                 self._session_finished(row)
+        self._update_taskbar()
+
+    def running_progress(self) -> tuple[int, int]:
+        """(documents finished, documents in all) over the sessions that still have work."""
+        running = [self.sessions.row(r) for r in range(self.sessions.rowCount())]
+        running = [row for row in running if row.status == "running"]
+        return sum(row.finished for row in running), sum(row.total for row in running)
+
+    def _update_taskbar(self) -> None:
+        self.taskbar.show(*self.running_progress())
 
     def _session_finished(self, row: SessionRow) -> None:
         """A session has no work left: say so in the status bar and, when the window is not in front, the tray."""
@@ -574,7 +602,8 @@ class MainWindow(QMainWindow):
             return
         when = datetime.datetime.fromtimestamp(row.created_at).strftime("%d %b %Y, %H:%M")
         self.session_title.setText(row.name)
-        state = {"running": "processing", "complete": "done", "failed": "done, with failures"}[row.status]
+        state = "scanning for files" if row.scanning else {
+            "running": "processing", "complete": "done", "failed": "done, with failures"}[row.status]
         self.session_info.setText(f"{row.total} document{'s' if row.total != 1 else ''} · added {when} · {state}")
         counts = {"all": row.total, "running": row.queued + row.running, "failed": row.failed, "done": row.complete}
         for name, text in (("all", "All"), ("running", "Running"), ("failed", "Failed"), ("done", "Done")):
@@ -721,7 +750,13 @@ class MainWindow(QMainWindow):
         self.busy.show()
         what = Path(paths[0]).name + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
         self.statusBar().showMessage(f"Adding {what}…")
-        self.owner.submit(paths, on_done=self._imported, on_error=self._imported)
+        self.owner.submit(paths, on_started=self._import_started, on_done=self._imported, on_error=self._imported)
+
+    def _import_started(self, session_id: int) -> None:
+        """The new session exists (empty): show it; its documents appear as the scan finds them."""
+        self.search.clear()
+        self.set_filter("all")  # what is being added, all of it
+        self.select_session(session_id)
 
     def _imported(self, result) -> None:
         self.importing -= 1
@@ -729,9 +764,6 @@ class MainWindow(QMainWindow):
         if isinstance(result, Exception):
             self.statusBar().showMessage(f"Could not add the files: {result}", 15000)
         else:
-            self.search.clear()
-            self.set_filter("all")  # what was just added, all of it
-            self.select_session(result["session_id"])
             skipped = {k: v for k, v in result["skipped"].items() if v}
             message = "Added a new session"
             if skipped:
@@ -846,6 +878,7 @@ class MainWindow(QMainWindow):
     def _session_removed(self, session_id: int) -> None:
         row = self.sessions.row_by_id(session_id)
         self.sessions.remove(session_id)
+        self._update_taskbar()
         if self.current_session == session_id:
             self.current_session = None
             self.documents.load(None, [])
