@@ -136,14 +136,23 @@ class Library:
     def add_documents(self, session: UploadSession, found: list[tuple[FoundFile, str]], reprocess: bool = False,
                       priority: int = PRIORITY_BATCH) -> list[int]:
         """Add scanned files (with their content hashes) to a session and queue their jobs; their ids."""
-        ids = []
+        earlier = {} if reprocess else self._earlier_results([sha for _, sha in found],
+                                                             sorted(self.settings.enabled_job_types))
+        ids, new_jobs = [], []
         with db.atomic():
             for f, sha in found:
                 doc = Document.create(session=session, path=str(f.path), size=f.size, sha256=sha, kind=f.kind,
                                       mtime=f.mtime)
                 ids.append(doc.id)
                 for job_type in job_types_for(f.kind, self.settings.enabled_job_types):
-                    self._create_job(doc, job_type.name, reprocess, priority)
+                    if (sha, job_type.name) in earlier:
+                        self._reuse(doc, job_type.name, earlier[sha, job_type.name], priority)
+                    else:
+                        new_jobs.append({"document": doc.id, "session": session.id, "type": job_type.name,
+                                         "state": PENDING, "priority": priority,
+                                         "max_attempts": self.settings.retry_attempts})
+            for i in range(0, len(new_jobs), 100):  # SQLite takes at most 999 variables a statement
+                Job.insert_many(new_jobs[i:i + 100]).execute()
         try:
             self.dispatch()
         except CONNECTION_ERRORS as exc:  # the jobs wait in the library; the next dispatch queues them
@@ -157,15 +166,21 @@ class Library:
         session.scanning = False
         session.save()
 
-    def _create_job(self, doc: Document, job_type: str, reprocess: bool, priority: int) -> Job:
+    def _earlier_results(self, shas: list[str], job_types: list[str]) -> dict[tuple[str, str], Job]:
+        """The latest completed job of each type for each content hash: results a new document with
+        the same content reuses."""
+        found: dict[tuple[str, str], Job] = {}
+        for i in range(0, len(shas), 500):
+            query = (Job.select(Job, Document).join(Document)
+                     .where(Document.sha256.in_(shas[i:i + 500]), Job.type.in_(job_types), Job.state == COMPLETE)
+                     .order_by(Job.finished_at.desc()))
+            for job in query:
+                found.setdefault((job.document.sha256, job.type), job)
+        return found
+
+    def _reuse(self, doc: Document, job_type: str, earlier: Job, priority: int) -> Job:
+        """A job that is complete at once with the result of the same content processed earlier."""
         now = time.time()
-        earlier = None if reprocess else (
-            Job.select().join(Document)
-            .where(Document.sha256 == doc.sha256, Job.type == job_type, Job.state == COMPLETE, Job.document != doc)
-            .order_by(Job.finished_at.desc()).first())
-        if earlier is None:
-            return Job.create(document=doc, session=doc.session, type=job_type, state=PENDING, priority=priority,
-                              max_attempts=self.settings.retry_attempts)
         job = Job.create(document=doc, session=doc.session, type=job_type, state=COMPLETE, priority=priority,
                          max_attempts=earlier.max_attempts, attempt=earlier.attempt, progress=100, result=earlier.result,
                          reused_from=earlier.id, worker=earlier.worker, duration_ms=earlier.duration_ms,

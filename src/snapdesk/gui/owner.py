@@ -77,6 +77,8 @@ class LibraryOwner(QObject):
     #: How long one pump waits for events; the longest an operation waits to start.
     BLOCK_MS = 50
     HOUSEKEEPING_S = 2.0
+    #: The longest the thread runs operations back to back before it applies events and reports changes.
+    OPS_SLICE_S = 0.1
     #: Sessions' counts are recomputed at most this often while events stream in.
     SESSION_REFRESH_S = 0.5
 
@@ -284,8 +286,11 @@ class LibraryOwner(QObject):
             self.sessionsChanged.emit(rows.session_rows(pending_sessions))
 
     def _run_ops(self, lib: _TrackingLibrary) -> bool:
+        """Run queued operations for up to OPS_SLICE_S, then return, so that what they changed
+        reaches the window and events keep being applied while a long import queues batch after batch."""
         ran = False
-        while not self._stop.is_set():
+        until = time.monotonic() + self.OPS_SLICE_S
+        while not self._stop.is_set() and time.monotonic() < until:
             try:
                 op, on_done, on_error = self._ops.get_nowait()
             except queue.Empty:
