@@ -48,7 +48,8 @@ soak: setup redis-server
 	SNAPDESK_SOAK_DOCS=1000 QT_QPA_PLATFORM=offscreen $(PY) -m pytest --timeout=0 -m soak tests/test_reliability.py
 
 bench: setup
-	$(PY) benchmarks/thumbnails.py
+	$(PY) benchmarks/thumbnails.py --engine
+	$(PY) benchmarks/first_job.py
 
 # ---- Packaging: wheel and sdist, the PyInstaller bundle and its smoke test, the Linux desktop entry.
 BUILD_STAMP := $(VENV)/.build-tools
