@@ -299,10 +299,11 @@ def test_keyboard_shortcuts(window, qtbot):
 
 
 def test_a_large_import_does_not_freeze_the_window(window, tmp_path, qtbot):
-    """The scan, hashing and inserts run on the owner thread: the event loop keeps turning meanwhile."""
+    """The scan runs on a thread of its own and the inserts on the owner thread: the event loop
+    keeps turning meanwhile."""
     folder = tmp_path / "many"
     folder.mkdir()
-    for i in range(500):
+    for i in range(3000):
         (folder / f"scan-{i:04d}.png").write_bytes(b"\x89PNG not really %d" % i * 64)
     ticks = []
     timer = QTimer()
@@ -311,14 +312,13 @@ def test_a_large_import_does_not_freeze_the_window(window, tmp_path, qtbot):
     timer.start()
     started = time.monotonic()
     window.import_paths([str(folder)])
-    qtbot.waitUntil(lambda: window.documents.rowCount() == 500, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.documents.rowCount() == 3000, timeout=WAIT)
     took = time.monotonic() - started
     timer.stop()
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    print(f"import of 500 files: {took:.2f} s, {len(ticks)} ticks, longest gap {max(gaps) * 1000:.0f} ms")
+    print(f"import of 3000 files: {took:.2f} s, {len(ticks)} ticks, longest gap {max(gaps) * 1000:.0f} ms")
+    assert took > 0.5  # long enough for a freeze to show (about 2 s on this 2-core machine)
     assert max(gaps) < 0.3
-    if took < 0.6:
-        pytest.skip(f"the import took {took:.2f} s here: too little for a freeze to show")
 
 
 def test_a_big_folder_shows_its_first_items_while_the_scan_goes_on(open_window, settings, tmp_path, qtbot):
