@@ -325,7 +325,7 @@ def test_a_big_folder_shows_its_first_items_while_the_scan_goes_on(open_window, 
     folder = tmp_path / "archive"
     write_photos(folder, 25, width=64, height=48)
     with open(folder / "zz-disk-image.jpg", "wb") as fh:  # sparse: no disk used, but seconds to hash
-        fh.truncate(6 * 2**30)
+        fh.truncate(2 * 2**30)
     window = open_window(settings.replace(max_file_mb=8192))
     window.import_paths([str(folder)])
     qtbot.waitUntil(lambda: session_row(window) is not None and window.documents.rowCount() >= 21, timeout=WAIT)
@@ -334,6 +334,23 @@ def test_a_big_folder_shows_its_first_items_while_the_scan_goes_on(open_window, 
     assert window.importing == 1
     qtbot.waitUntil(lambda: window.documents.rowCount() == 26 and not session_row(window).scanning, timeout=WAIT)
     assert window.importing == 0
+
+
+def test_cancelling_a_session_while_it_is_scanned_stops_the_scan(open_window, settings, tmp_path, qtbot):
+    folder = tmp_path / "archive"
+    write_photos(folder, 25, width=64, height=48)
+    with open(folder / "zz-disk-image.jpg", "wb") as fh:  # sparse: seconds to hash, while we cancel
+        fh.truncate(2 * 2**30)
+    write_photos(folder, 3, prefix="zzz-after", start_seed=50)
+    window = open_window(settings.replace(max_file_mb=8192))
+    window.import_paths([str(folder)])
+    qtbot.waitUntil(lambda: session_row(window) is not None and window.documents.rowCount() >= 21, timeout=WAIT)
+    assert session_row(window).scanning
+    window.select_session(window.current_session)
+    window.cancel_session_action.trigger()
+    qtbot.waitUntil(lambda: window.importing == 0 and not session_row(window).scanning, timeout=WAIT)
+    qtbot.waitUntil(lambda: statuses(window) == ["cancelled"] * window.documents.rowCount(), timeout=WAIT)
+    assert window.documents.rowCount() < 29  # what the scan found after the cancel was not added
 
 
 @pytest.mark.jobs("thumbnail,ocr,summary")
