@@ -4,7 +4,7 @@
 
 Renders dense text pages (1700 x 2200 px, US Letter at 200 dpi, DejaVu fonts at 11 pt, ordinary
 English words in paragraphs), some turned 0.5-2 degrees and some speckled, whose text is known.
-Each is read three ways, interleaved chunk by chunk so that noise on this shared 2-core machine
+Each is read five ways, interleaved chunk by chunk so that noise on this shared 2-core machine
 hits all of them:
 
   default   RapidOCR() as installed, every setting at its default (it uses both cores)
@@ -12,6 +12,7 @@ hits all of them:
             engine (one onnxruntime thread each), so one page per core
   tuned x1  the SnapDesk job alone on one thread (the latency of a single page)
   tuned 2t  the SnapDesk job alone with two onnxruntime threads (what one job at a time would get)
+  fp32 x1   as "tuned x1", with rapidocr's own fp32 recogniser instead of SnapDesk's int8 one
 
 and it prints the median seconds per page (for "x2": wall time of a chunk over its pages), pages
 per second, this process's CPU seconds per page (which others' load on the machine hardly
@@ -219,8 +220,9 @@ def main() -> None:
     default = None if args.no_default else RapidOCR()
     tuned1 = OcrEngine(threads=1)  # one engine, shared by both threads below, as in a worker
     tuned2 = OcrEngine(threads=2)
-    times = {"default": [], "tuned x2": [], "tuned x1": [], "tuned 2t": []}
-    accs = {"default": [], "tuned x2": [], "tuned x1": [], "tuned 2t": []}
+    fp32 = OcrEngine(threads=1, rec_model="fp32")  # the same job with rapidocr's own recogniser
+    times = {"default": [], "tuned x2": [], "tuned x1": [], "tuned 2t": [], "fp32 x1": []}
+    accs = {"default": [], "tuned x2": [], "tuned x1": [], "tuned 2t": [], "fp32 x1": []}
     with ThreadPoolExecutor(2) as pool:
         for start in range(0, len(pages), args.chunk):
             chunk = pages[start:start + args.chunk]
@@ -245,6 +247,10 @@ def main() -> None:
                 t, result = timed(lambda image=image: tuned2.read(image), "tuned 2t")
                 times["tuned 2t"].append(t)
                 accs["tuned 2t"].append(accuracy(truth, result["text"]))
+            for image, truth, _ in chunk:
+                t, result = timed(lambda image=image: fp32.read(image), "fp32 x1")
+                times["fp32 x1"].append(t)
+                accs["fp32 x1"].append(accuracy(truth, result["text"]))
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (this run adds 1-2)")
     print()
     print(f"{'':>9}  {'s/page':>7}  {'pages/s':>7}  {'CPU s/page':>10}  {'accuracy':>8}  {'(min)':>6}")

@@ -28,6 +28,7 @@ DATA_FILES = (
     "snapdesk/resources/snapdesk.svg",
     "snapdesk/resources/selftest.png",
     "snapdesk/resources/selftest.pdf",
+    "snapdesk/resources/ocr_rec_int8.onnx",  # the OCR job's recogniser (resources/quantize_ocr.py)
     "snapdesk/store/migrations/0001_initial.py",  # read as files by the library DB's migration runner
     "rapidocr_onnxruntime/config.yaml",
     "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",

@@ -315,3 +315,18 @@ def test_decimal_points_in_prices_are_kept(engine):
         draw.text((30, 20 + int(i * 28 * 1.6)), line, fill="black", font=font(28))
     text = engine.read(img)["text"]
     assert "4.50" in text and "5.20" in text and "9.70" in text, text  # a full stop beside digits is not dust
+
+
+def test_the_int8_recogniser_reads_as_well_as_rapidocrs_own():
+    from snapdesk.processors.ocr import OcrEngine
+
+    lines = LINES + ["Invoice 2026-03-14 total due 1,284.50 EUR", "Ref. NL-4471/b, c/o Marta Kowalska",
+                     "Order #88213: 3 x oat milk (1 L) at 2.19 each"]
+    page = text_image(lines, size=(1300, 340), font_name="DejaVuSerif.ttf")
+    truth = "\n".join(lines)
+    original = similarity(OcrEngine(threads=1, rec_model="fp32").read(page)["text"], truth)
+    quantised_engine = OcrEngine(threads=1, rec_model="int8")
+    quantised = similarity(quantised_engine.read(page)["text"], truth)
+    print(f"similarity: int8 {quantised:.4f}, fp32 {original:.4f}")
+    assert quantised >= 0.97 and quantised >= original - 0.01, (quantised, original)
+    assert quantised_engine._rec._model_path.endswith("ocr_rec_int8.onnx")

@@ -5,6 +5,11 @@ once per process into onnxruntime sessions that SnapDesk sets up itself; rapidoc
 post-processing (DB boxes) is reused. What differs from ``RapidOCR()`` with its defaults, each
 measured on dense document pages in benchmarks/ocr.py (figures in docs/OCR.md):
 
+* The recognition model's convolutions run in int8: SnapDesk ships that model
+  (``resources/ocr_rec_int8.onnx``, made from rapidocr's own by resources/quantize_ocr.py),
+  about a third faster a page at the same accuracy. ``SNAPDESK_OCR_MODEL=fp32`` uses the
+  original instead.
+
 * Detection runs on the page scaled to 1024 px on its longer side (larger when its letters are
   small, as on screenshots), but lines are cut out of the full-resolution page. The defaults
   shrink the whole page to 2000 px first and crop from that, which costs accuracy on small print.
@@ -59,6 +64,8 @@ LOW_CONFIDENCE = 0.75  # a page below this is checked for being upside down
 PDF_DPI = 200
 
 _MODELS = None  # the directory of rapidocr's models, found on first use
+#: "int8" (the default: the quantised recogniser SnapDesk ships) or "fp32" (rapidocr's own).
+REC_MODEL = os.environ.get("SNAPDESK_OCR_MODEL", "int8")
 
 
 def _model_dir() -> Path:
@@ -70,20 +77,33 @@ def _model_dir() -> Path:
     return _MODELS
 
 
+def fp32_rec_model() -> Path:
+    return _model_dir() / "ch_PP-OCRv4_rec_infer.onnx"
+
+
+def int8_rec_model() -> Path:
+    return Path(__file__).resolve().parent.parent / "resources" / "ocr_rec_int8.onnx"
+
+
 class OcrEngine:
     """rapidocr's models loaded once per process, tuned for document pages; thread-safe."""
 
     #: How many times any engine loaded the models in this process (the tests check it stays 1).
     loads = 0
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, rec_model: str | None = None):
+        """``rec_model``: "int8" (SnapDesk's quantised recogniser) or "fp32" (rapidocr's); by default
+        ``SNAPDESK_OCR_MODEL``, else int8."""
         from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
 
         self.threads = max(1, threads or default_threads())
+        self.rec_model = rec_model or REC_MODEL
+        if self.rec_model not in ("int8", "fp32"):
+            raise ValueError(f"SNAPDESK_OCR_MODEL is int8 or fp32, not {self.rec_model!r}")
         models = _model_dir()
         try:
             self._det = self._session(models / "ch_PP-OCRv4_det_infer.onnx")
-            self._rec = self._session(models / "ch_PP-OCRv4_rec_infer.onnx")
+            self._rec = self._session(int8_rec_model() if self.rec_model == "int8" else fp32_rec_model())
         except Exception as exc:  # noqa: BLE001 - a broken install, whatever onnxruntime raises
             raise PermanentError(f"the OCR models could not be loaded ({exc})") from None
         self._cls = None  # the angle classifier, loaded the first time a page needs it
@@ -114,8 +134,10 @@ class OcrEngine:
         if DESPECKLE:
             gray, letter = _despeckle(gray)
         result = self._read(gray, progress, letter)
-        if result["lines"] and result["confidence"] < LOW_CONFIDENCE and self._upside_down(gray, result):
+        boxes = result.pop("boxes")
+        if boxes and result["confidence"] < LOW_CONFIDENCE and self._upside_down(gray, boxes):
             flipped = self._read(np.ascontiguousarray(gray[::-1, ::-1]), None, letter)
+            flipped.pop("boxes")
             if flipped["confidence"] > result["confidence"]:
                 for line in flipped["lines"]:  # boxes back in the coordinates of the page as given
                     turned = np.array([[width - x, height - y] for x, y in line["box"]], np.float32)
@@ -143,6 +165,7 @@ class OcrEngine:
             "text": _join_rows(lines),
             "confidence": round(float(np.mean([ln["score"] for ln in lines])), 4) if lines else 0.0,
             "lines": lines,
+            "boxes": boxes,  # every line found, read well or not (read() takes it out)
         }
 
     def _detect(self, gray: np.ndarray, letter: float | None = None) -> list[np.ndarray]:
@@ -180,14 +203,15 @@ class OcrEngine:
         return "".join(self._chars[c] for c in idx[steps] if c < len(self._chars)), score
 
     # ------------------------------------------------------------------ orientation
-    def _upside_down(self, gray: np.ndarray, result: dict) -> bool:
-        """Whether most of a badly read page's lines look upside down to the angle classifier."""
+    def _upside_down(self, gray: np.ndarray, boxes: list[np.ndarray]) -> bool:
+        """Whether most of a badly read page's lines look upside down to the angle classifier. It
+        looks at the lines found, not only those read well: upside down, few are."""
         with self._cls_lock:
             if self._cls is None:
                 self._cls = self._session(_model_dir() / "ch_ppocr_mobile_v2.0_cls_infer.onnx")
         votes = []
-        for line in result["lines"][:12]:
-            crop = _warp_line(gray, np.array(line["box"], np.float32), squeeze=1.0)
+        for box in boxes[:12]:
+            crop = _warp_line(gray, box, squeeze=1.0)
             width = min(192, crop.shape[1])  # the whole line, squeezed into 192 px if longer
             x = np.zeros((1, 3, 48, 192), np.float32)
             x[0, :, :, :width] = cv2.resize(crop, (width, 48)).astype(np.float32) * (2 / 255) - 1
