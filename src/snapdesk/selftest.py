@@ -74,13 +74,14 @@ def check_thumbnail() -> tuple[bool, str]:
 
 
 def check_ocr() -> tuple[bool, str]:
-    from .processors.ocr import _model_dir, ocr_document
+    from .processors.ocr import _model_dir, get_engine, ocr_document
 
     result = ocr_document(_sample("selftest.png"), "image", lambda percent: None)
     found = _squash(result["text"])
     missing = [line for line in EXPECTED_LINES if _squash(line) not in found]
     text = " | ".join(result["text"].splitlines())
-    detail = f"read {text!r}, confidence {result['confidence']:.2f}, models in {_model_dir()}"
+    detail = (f"read {text!r}, confidence {result['confidence']:.2f}, models in {_model_dir()}, "
+              f"{get_engine().rec_model} recogniser")
     if missing:
         detail += f"; did not read {', '.join(map(repr, missing))}"
     return not missing, detail
