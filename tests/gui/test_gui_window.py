@@ -618,3 +618,28 @@ def test_a_switch_to_a_dark_theme_recolours_the_window(window, qtbot):
         QApplication.setPalette(light)
     qtbot.waitUntil(lambda: info.palette().color(QPalette.ColorRole.WindowText) ==
                     light.color(QPalette.ColorRole.Mid), timeout=WAIT)
+
+
+def test_the_status_bar_says_when_redis_is_gone_and_when_it_is_back(open_window, settings, start_worker, tmp_path,
+                                                                    qtbot):
+    from test_outages import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        farm = settings.replace(redis_url=server.url)
+        window = open_window(farm)
+        start_worker(settings_=farm)
+        qtbot.waitUntil(lambda: window.workers_label.text() == "1 worker online", timeout=WAIT)
+        server.stop()
+        qtbot.waitUntil(lambda: window.workers_label.text().startswith("Disconnected, retrying: Error 111"),
+                        timeout=WAIT)
+        assert window.transport_label.text() == f"Redis {server.url}"
+        assert window.queue_label.text() == ""
+        server.start()
+        qtbot.waitUntil(lambda: window.workers_label.text() == "1 worker online", timeout=WAIT)
+        write_photos(tmp_path / "after", 2)  # and the work goes on
+        window.import_paths([str(tmp_path / "after")])
+        qtbot.waitUntil(lambda: statuses(window) == ["complete", "complete"], timeout=WAIT)
+    finally:
+        server.stop()

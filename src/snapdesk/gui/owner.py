@@ -67,7 +67,7 @@ class LibraryOwner(QObject):
     documentsChanged = Signal(list)
     #: A session was removed (its id).
     sessionRemoved = Signal(int)
-    #: {"transport", "workers", "queues", "throughput" (jobs/min), "error"} every two seconds.
+    #: {"transport", "workers", "queues", "throughput" (jobs/min), "error", "disconnected"} every two seconds.
     statusChanged = Signal(dict)
     #: An operation without an error callback failed (a message for a person).
     operationFailed = Signal(str)
@@ -328,7 +328,8 @@ class LibraryOwner(QObject):
             status["throughput"] = rows.throughput()
         except CONNECTION_ERRORS as exc:
             log.warning("housekeeping: %s", exc)
-            status["error"] = f"cannot reach {lib.transport.describe()}: {exc}"
+            status["error"] = str(exc)
+            status["disconnected"] = True
         except Exception as exc:
             log.exception("housekeeping")
             status["error"] = str(exc)

@@ -501,7 +501,10 @@ class MainWindow(QMainWindow):
         self.last_status = status
         self.transport_label.setText(self._transport_text(status["transport"]))
         if status.get("error"):
-            self.workers_label.setText(f"Queue unreachable: {status['error']}")
+            if status.get("disconnected"):
+                self.workers_label.setText(f"Disconnected, retrying: {status['error']}")
+            else:
+                self.workers_label.setText(f"Queue error: {status['error']}")
             self.workers_label.setStyleSheet("color: #d64541")
             self.queue_label.setText("")
             self.throughput_label.setText("")
