@@ -189,6 +189,8 @@ class MainWindow(QMainWindow):
             self.jobs_dialog = None
         self.settings = settings
         self.current_session = None
+        self.importing = 0  # a scan of the old library ended with it
+        self.busy.hide()
         self._session_status.clear()
         self.details.clear()
         self.documents.load(None, [])
