@@ -26,7 +26,7 @@ from ..config import Settings
 from ..store.db import (CANCELLED, COMPLETE, FAILED, JOB_STATES, PENDING, PROCESSING, QUEUED, TERMINAL,
                         UNFINISHED, Artifact, Document, Job, JobEvent, Meta, UploadSession, db, open_db)
 from . import events as ev
-from .importer import FoundFile, Scanner, found_batches, sha256_file
+from .importer import FoundFile, Scanner, found_batches
 from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, dependents_of, job_types_for
 from . import stats
 from .local_workers import LocalWorkers, try_lock
