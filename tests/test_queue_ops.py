@@ -220,3 +220,20 @@ def test_the_periodic_maintenance_never_waits_in_a_paused_queue(library, setting
     worker.context.paused = frozenset(library.transport.paused_queues())
     worker.queue_maintenance(due)
     assert library.transport.queue_counts()["ocr"]["waiting"] == 1  # nothing more queued behind a pause
+
+
+def test_a_document_opened_runs_before_the_batch_work_queued_ahead_of_it(library, start_worker, tmp_path):
+    write_photos(tmp_path / "backfill", 40, prefix="batch", width=64, height=48)
+    backfill, _ = library.submit([tmp_path / "backfill"])  # more than a small drop: batch work
+    opened = next(d for d in library.report(backfill)["documents"] if Path(d["path"]).name == "batch-039.jpg")
+    assert library.prioritise([opened["id"]]) == [opened["jobs"]["thumbnail"]["id"]]
+    assert library.prioritise([opened["id"]]) == []  # already at the front
+    worker = start_worker("--concurrency", "1")
+    _wait(library, backfill)
+    started = {Path(job.document.path).name: job.started_at for job in store.Job.select()}
+    first = started.pop("batch-039.jpg")
+    assert first < min(started.values())
+    # It ran once: the copy left in the batch lane was dropped, not run again.
+    assert _timeline(opened["jobs"]["thumbnail"]["id"]).count(ev.JOB_STARTED) == 1
+    wait_for(lambda: "dropped a copy left behind" in worker.log(), message="the old copy to be dropped")
+    assert worker.log().count("thumbnail complete") == 40

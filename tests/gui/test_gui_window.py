@@ -620,6 +620,23 @@ def test_a_switch_to_a_dark_theme_recolours_the_window(window, qtbot):
                     light.color(QPalette.ColorRole.Mid), timeout=WAIT)
 
 
+def test_opening_a_document_moves_it_ahead_of_the_batch(window, start_worker, tmp_path, qtbot):
+    from snapdesk.store import db as store
+
+    write_photos(tmp_path / "backfill", 30, prefix="batch", width=64, height=48)  # more than a small drop
+    window.import_paths([str(tmp_path / "backfill")])
+    qtbot.waitUntil(lambda: window.documents.rowCount() == 30 and not session_row(window).scanning, timeout=WAIT)
+    last = window.filtered.index(29, 0)
+    assert last.data(RowRole).name == "batch-029.jpg"
+    window.grid.setCurrentIndex(last)  # the details panel opens it
+    qtbot.waitUntil(lambda: window.details.doc_id == last.data(RowRole).id, timeout=WAIT)
+    start_worker("--concurrency", "1")
+    qtbot.waitUntil(lambda: statuses(window) == ["complete"] * 30, timeout=WAIT)
+    started = {job.document.path: job.started_at for job in store.Job.select()}
+    opened = started.pop(str(tmp_path / "backfill" / "batch-029.jpg"))
+    assert opened < min(started.values())
+
+
 def test_the_status_bar_says_when_redis_is_gone_and_when_it_is_back(open_window, settings, start_worker, tmp_path,
                                                                     qtbot):
     from test_outages import RedisServer

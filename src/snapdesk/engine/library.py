@@ -227,6 +227,33 @@ class Library:
             queued += 1
         return queued
 
+    def prioritise(self, doc_ids: Iterable[int]) -> list[int]:
+        """What a person opened goes to the front of the line: the documents' batch jobs still
+        waiting move to the interactive lane. One already on a queue is queued again there, and the
+        copy left behind is dropped by the worker that takes it; one waiting for a retry keeps its
+        wait. Returns the ids of the jobs moved."""
+        if self.read_only:
+            return []
+        now = time.time()
+        waiting = (Job.select(Job, Document).join(Document)
+                   .where(Job.document.in_(list(doc_ids)), Job.state.in_([PENDING, QUEUED]),
+                          Job.priority < PRIORITY_INTERACTIVE,
+                          Job.not_before.is_null() | (Job.not_before <= now)))
+        moved = []
+        for job in waiting:
+            if job.state == QUEUED:
+                job_type = JOB_TYPES[job.type]
+                ready, extra = self._input_of(job, job_type) if job_type.after else (True, {})
+                if not ready:
+                    continue
+                self.transport.supersede(self.owner, job.id, job.priority)
+                job.priority = PRIORITY_INTERACTIVE
+                self.transport.enqueue(job_type.queue, {**self._payload(job, job.document), **extra},
+                                       priority=PRIORITY_INTERACTIVE)
+            Job.update(priority=PRIORITY_INTERACTIVE).where(Job.id == job.id).execute()
+            moved.append(job.id)
+        return moved
+
     def _input_of(self, job: Job, job_type) -> tuple[bool, dict]:
         """Whether the job this one comes after has completed, and what it hands on. A job whose
         input will never come, or is empty, ends here with the reason."""

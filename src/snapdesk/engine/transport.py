@@ -177,6 +177,14 @@ class Transport:
     def is_cancelled(self, owner: str, job_id: int) -> bool:
         raise NotImplementedError
 
+    def supersede(self, owner: str, job_id: int, priority: int) -> None:
+        """The copy of a job queued at ``priority`` is superseded: the job was queued again in a
+        higher lane (a person opened its document). A worker that takes the old copy drops it."""
+        raise NotImplementedError
+
+    def is_superseded(self, owner: str, job_id: int, priority: int) -> bool:
+        raise NotImplementedError
+
     def ping(self) -> None:
         """Raise when the transport cannot be used (server down, folder unreadable)."""
         raise NotImplementedError
@@ -261,6 +269,8 @@ class EmbeddedTransport(Transport):
             conn.execute("CREATE TABLE IF NOT EXISTS rate (name TEXT NOT NULL, at REAL NOT NULL)")
             conn.execute("CREATE TABLE IF NOT EXISTS cancelled (owner TEXT NOT NULL, job_id INTEGER NOT NULL, "
                          "at REAL NOT NULL, PRIMARY KEY (owner, job_id))")
+            conn.execute("CREATE TABLE IF NOT EXISTS superseded (owner TEXT NOT NULL, job_id INTEGER NOT NULL, "
+                         "priority INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (owner, job_id, priority))")
 
     def _make_huey(self, queue):
         return SqliteHuey(name=queue, filename=str(self.data_dir / "queue.db"), results=False,
@@ -331,6 +341,14 @@ class EmbeddedTransport(Transport):
         return self._db().execute("SELECT 1 FROM cancelled WHERE owner = ? AND job_id = ?",
                                   (owner, int(job_id))).fetchone() is not None
 
+    def supersede(self, owner, job_id, priority):
+        self._db().execute("INSERT OR REPLACE INTO superseded (owner, job_id, priority, at) VALUES (?, ?, ?, ?)",
+                           (owner, int(job_id), int(priority), time.time()))
+
+    def is_superseded(self, owner, job_id, priority):
+        return self._db().execute("SELECT 1 FROM superseded WHERE owner = ? AND job_id = ? AND priority = ?",
+                                  (owner, int(job_id), int(priority))).fetchone() is not None
+
     def ping(self):
         self._db().execute("SELECT 1 FROM event LIMIT 1").fetchall()
         for queue in QUEUES:
@@ -358,6 +376,7 @@ class EmbeddedTransport(Transport):
         now = time.time() if now is None else now
         conn = self._db()
         cancel_marks = conn.execute("DELETE FROM cancelled WHERE at < ?", (now - retention_seconds,)).rowcount
+        cancel_marks += conn.execute("DELETE FROM superseded WHERE at < ?", (now - retention_seconds,)).rowcount
         workers = conn.execute("DELETE FROM worker WHERE seen < ?", (now - STALE_WORKER_SECONDS,)).rowcount
         return {"cancel_marks": cancel_marks, "workers": workers}
 
@@ -480,6 +499,12 @@ class RedisTransport(Transport):
     def is_cancelled(self, owner, job_id):
         return self.redis.zscore(self._key("cancelled", owner), str(job_id)) is not None
 
+    def supersede(self, owner, job_id, priority):
+        self.redis.zadd(self._key("superseded", owner), {f"{int(job_id)}:{int(priority)}": time.time()})
+
+    def is_superseded(self, owner, job_id, priority):
+        return self.redis.zscore(self._key("superseded", owner), f"{int(job_id)}:{int(priority)}") is not None
+
     def ping(self):
         self.redis.ping()
 
@@ -504,8 +529,9 @@ class RedisTransport(Transport):
     def maintenance(self, retention_seconds, now=None):
         now = time.time() if now is None else now
         cancel_marks = 0
-        for key in self.redis.scan_iter(match=self._key("cancelled", "*"), count=100):
-            cancel_marks += self.redis.zremrangebyscore(key, 0, now - retention_seconds)
+        for kind in ("cancelled", "superseded"):
+            for key in self.redis.scan_iter(match=self._key(kind, "*"), count=100):
+                cancel_marks += self.redis.zremrangebyscore(key, 0, now - retention_seconds)
         stale = [w.decode() for w in self.redis.zrangebyscore(self._key("workers", "seen"), 0, now - STALE_WORKER_SECONDS)]
         for worker_id in stale:
             self.remove_worker(worker_id)

@@ -171,7 +171,14 @@ class LibraryOwner(QObject):
         self.call(lambda lib: self.documentsLoaded.emit(session_id, rows.document_rows(session_id=session_id)))
 
     def details(self, doc_id: int, on_done) -> None:
-        self.call(lambda lib: rows.document_details(doc_id), on_done)
+        """A document for the details panel. Opening it moves its waiting jobs ahead of batch work."""
+        def op(lib: _TrackingLibrary):
+            try:
+                lib.prioritise([doc_id])
+            except CONNECTION_ERRORS as exc:  # the details still show; the jobs keep their place
+                log.warning("could not move the jobs of document %s ahead: %s", doc_id, exc)
+            return rows.document_details(doc_id)
+        self.call(op, on_done)
 
     def retry(self, job_ids=(), session_id: int | None = None, on_done=None) -> None:
         """Retry the given jobs, or with ``session_id`` every failed job of that session."""
