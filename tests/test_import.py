@@ -105,3 +105,13 @@ def test_a_small_drop_goes_ahead_and_a_big_one_is_batch_work(tmp_path):
         assert {job.priority for job in store.Job.select().where(store.Job.session == small)} == {PRIORITY_INTERACTIVE}
         assert {job.priority for job in store.Job.select().where(store.Job.session == big)} == {PRIORITY_BATCH}
         assert not store.UploadSession.get_by_id(big.id).scanning
+
+
+def test_a_scan_cut_short_by_a_quit_is_over_and_says_so_on_the_next_start(tmp_path):
+    settings = load_settings(env={}, data_dir=tmp_path / "data", local_workers="no", job_types="thumbnail")
+    with Library(settings) as library:
+        session = library.begin_session([str(tmp_path / "big")])  # the app quits before end_scan
+    with Library(settings) as library:
+        again = store.UploadSession.get_by_id(session.id)
+        assert not again.scanning and again.skipped == {"interrupted": 1}
+        assert library.report(again)["session"]["status"] == "complete"

@@ -66,8 +66,11 @@ class Library:
                 self._owner_lock.close()
             raise LibraryError(f"cannot use the data folder {self.data_dir}: {getattr(exc, 'strerror', None) or exc}. "
                                "Choose a folder you can write to (SNAPDESK_DATA_DIR or --data-dir).") from None
-        if not self.read_only:  # a scan the last run did not finish (it quit or crashed) is over
-            UploadSession.update(scanning=False).where(UploadSession.scanning == True).execute()  # noqa: E712
+        if not self.read_only:  # a scan the last run did not finish (it quit or crashed) is over, and says so
+            for cut_short in UploadSession.select().where(UploadSession.scanning == True):  # noqa: E712
+                cut_short.skipped = {**(cut_short.skipped or {}), "interrupted": 1}
+                cut_short.scanning = False
+                cut_short.save()
         self.owner = Meta.get_value("owner")
         if self.owner is None:
             self.owner = uuid.uuid4().hex
@@ -203,8 +206,17 @@ class Library:
         for it."""
         if self.read_only:
             return 0
+        # A job that works from another's result is looked at once that one has ended, not before:
+        # thousands of summaries waiting for their OCR cost one query, not one each.
+        earlier = Job.alias()
+        waiting_types = [t for t in JOB_TYPES.values() if t.after]
+        ready = Job.type.not_in([t.name for t in waiting_types])
+        for t in waiting_types:
+            ready |= (Job.type == t.name) & peewee.fn.EXISTS(
+                earlier.select(earlier.id).where(earlier.document == Job.document, earlier.type == t.after,
+                                                 earlier.state.in_(TERMINAL)))
         pending = (Job.select(Job, Document).join(Document)
-                   .where(Job.state == PENDING).order_by(Job.priority.desc(), Job.id))
+                   .where(Job.state == PENDING, ready).order_by(Job.priority.desc(), Job.id))
         window = self.settings.blob_window_mb * 2**20
         in_flight = (Document.select(peewee.fn.COALESCE(peewee.fn.SUM(Document.size), 0))
                      .where(Document.blob_in_flight == True).scalar()) if self.transport.uses_blobs else 0  # noqa: E712
@@ -246,11 +258,13 @@ class Library:
                 ready, extra = self._input_of(job, job_type) if job_type.after else (True, {})
                 if not ready:
                     continue
-                self.transport.supersede(self.owner, job.id, job.priority)
+                left_behind = job.priority
                 job.priority = PRIORITY_INTERACTIVE
                 self.transport.enqueue(job_type.queue, {**self._payload(job, job.document), **extra},
                                        priority=PRIORITY_INTERACTIVE)
             Job.update(priority=PRIORITY_INTERACTIVE).where(Job.id == job.id).execute()
+            if job.state == QUEUED:  # last: should this fail, the old copy only runs as well, idly
+                self.transport.supersede(self.owner, job.id, job.attempt, left_behind)
             moved.append(job.id)
         return moved
 

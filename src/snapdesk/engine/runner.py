@@ -130,7 +130,8 @@ def _may_start(ctx, job_type, payload, emit) -> bool:
     if job_type.queue in paused:  # dequeued just as the queue was paused: back it goes, untouched
         _requeue(ctx, job_type.queue, payload)
         return False
-    if ctx.transport.is_superseded(payload["owner"], payload["job_id"], payload.get("priority", 0)):
+    if ctx.transport.is_superseded(payload["owner"], payload["job_id"], payload["attempt"],
+                                   payload.get("priority", 0)):
         log.info("job %s %s: dropped a copy left behind when the job was moved ahead", payload["job_id"],
                  payload["job_type"])
         return False

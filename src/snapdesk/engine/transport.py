@@ -177,12 +177,12 @@ class Transport:
     def is_cancelled(self, owner: str, job_id: int) -> bool:
         raise NotImplementedError
 
-    def supersede(self, owner: str, job_id: int, priority: int) -> None:
-        """The copy of a job queued at ``priority`` is superseded: the job was queued again in a
+    def supersede(self, owner: str, job_id: int, attempt: int, priority: int) -> None:
+        """The copy of a job's attempt queued at ``priority`` is superseded: it was queued again in a
         higher lane (a person opened its document). A worker that takes the old copy drops it."""
         raise NotImplementedError
 
-    def is_superseded(self, owner: str, job_id: int, priority: int) -> bool:
+    def is_superseded(self, owner: str, job_id: int, attempt: int, priority: int) -> bool:
         raise NotImplementedError
 
     def ping(self) -> None:
@@ -270,7 +270,8 @@ class EmbeddedTransport(Transport):
             conn.execute("CREATE TABLE IF NOT EXISTS cancelled (owner TEXT NOT NULL, job_id INTEGER NOT NULL, "
                          "at REAL NOT NULL, PRIMARY KEY (owner, job_id))")
             conn.execute("CREATE TABLE IF NOT EXISTS superseded (owner TEXT NOT NULL, job_id INTEGER NOT NULL, "
-                         "priority INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (owner, job_id, priority))")
+                         "attempt INTEGER NOT NULL, priority INTEGER NOT NULL, at REAL NOT NULL, "
+                         "PRIMARY KEY (owner, job_id, attempt, priority))")
 
     def _make_huey(self, queue):
         return SqliteHuey(name=queue, filename=str(self.data_dir / "queue.db"), results=False,
@@ -341,13 +342,14 @@ class EmbeddedTransport(Transport):
         return self._db().execute("SELECT 1 FROM cancelled WHERE owner = ? AND job_id = ?",
                                   (owner, int(job_id))).fetchone() is not None
 
-    def supersede(self, owner, job_id, priority):
-        self._db().execute("INSERT OR REPLACE INTO superseded (owner, job_id, priority, at) VALUES (?, ?, ?, ?)",
-                           (owner, int(job_id), int(priority), time.time()))
+    def supersede(self, owner, job_id, attempt, priority):
+        self._db().execute("INSERT OR REPLACE INTO superseded (owner, job_id, attempt, priority, at) "
+                           "VALUES (?, ?, ?, ?, ?)", (owner, int(job_id), int(attempt), int(priority), time.time()))
 
-    def is_superseded(self, owner, job_id, priority):
-        return self._db().execute("SELECT 1 FROM superseded WHERE owner = ? AND job_id = ? AND priority = ?",
-                                  (owner, int(job_id), int(priority))).fetchone() is not None
+    def is_superseded(self, owner, job_id, attempt, priority):
+        return self._db().execute("SELECT 1 FROM superseded WHERE owner = ? AND job_id = ? AND attempt = ? "
+                                  "AND priority = ?", (owner, int(job_id), int(attempt), int(priority))
+                                  ).fetchone() is not None
 
     def ping(self):
         self._db().execute("SELECT 1 FROM event LIMIT 1").fetchall()
@@ -499,11 +501,12 @@ class RedisTransport(Transport):
     def is_cancelled(self, owner, job_id):
         return self.redis.zscore(self._key("cancelled", owner), str(job_id)) is not None
 
-    def supersede(self, owner, job_id, priority):
-        self.redis.zadd(self._key("superseded", owner), {f"{int(job_id)}:{int(priority)}": time.time()})
+    def supersede(self, owner, job_id, attempt, priority):
+        self.redis.zadd(self._key("superseded", owner), {f"{int(job_id)}:{int(attempt)}:{int(priority)}": time.time()})
 
-    def is_superseded(self, owner, job_id, priority):
-        return self.redis.zscore(self._key("superseded", owner), f"{int(job_id)}:{int(priority)}") is not None
+    def is_superseded(self, owner, job_id, attempt, priority):
+        member = f"{int(job_id)}:{int(attempt)}:{int(priority)}"
+        return self.redis.zscore(self._key("superseded", owner), member) is not None
 
     def ping(self):
         self.redis.ping()

@@ -138,15 +138,22 @@ class LibraryOwner(QObject):
         """On the scan thread: only files are read here; every write is an operation of the owner."""
         state = {"priority": None}
 
+        # At most two batches handed over and not yet added: the next is hashed while the owner adds
+        # one, and what a person asks for meanwhile (cancel, open a document) waits for one batch at most.
+        room = threading.Semaphore(2)
+
         def add(batch):
             def op(lib: _TrackingLibrary):
-                session = UploadSession.get_or_none(UploadSession.id == session_id)
-                if session is None or session_id in self._stopped_scans:
-                    return
-                if state["priority"] is None:
-                    state["priority"] = lib.drop_priority(batch)
-                lib.touched_docs.update(lib.add_documents(session, batch, priority=state["priority"]))
-                lib.touched_sessions.add(session_id)
+                try:
+                    session = UploadSession.get_or_none(UploadSession.id == session_id)
+                    if session is None or session_id in self._stopped_scans:
+                        return
+                    if state["priority"] is None:
+                        state["priority"] = lib.drop_priority(batch)
+                    lib.touched_docs.update(lib.add_documents(session, batch, priority=state["priority"]))
+                    lib.touched_sessions.add(session_id)
+                finally:
+                    room.release()
             return op
 
         def end(lib: _TrackingLibrary):
@@ -159,6 +166,9 @@ class LibraryOwner(QObject):
 
         try:
             for batch in found_batches(scanner, paths, first=self.settings.small_drop + 1):
+                while not room.acquire(timeout=0.2):
+                    if self._stop.is_set():
+                        break
                 if self._stop.is_set() or session_id in self._stopped_scans:
                     break
                 self.call(add(batch))
@@ -201,9 +211,11 @@ class LibraryOwner(QObject):
 
     def cancel(self, job_ids=(), session_id: int | None = None, on_done=None) -> None:
         """Cancel the given unfinished jobs, or with ``session_id`` every unfinished job of that session."""
+        if session_id is not None:
+            self._stopped_scans.add(session_id)  # now: batches the scan already handed over are dropped
+
         def op(lib: _TrackingLibrary):
             if session_id is not None:
-                self._stopped_scans.add(session_id)
                 cancelled = lib.cancel(session_id=session_id)
             else:
                 cancelled = lib.cancel(job_ids=list(job_ids))
@@ -212,8 +224,9 @@ class LibraryOwner(QObject):
         self.call(op, on_done)
 
     def remove_session(self, session_id: int, on_done=None) -> None:
+        self._stopped_scans.add(session_id)  # now: batches the scan already handed over are dropped
+
         def op(lib: _TrackingLibrary):
-            self._stopped_scans.add(session_id)
             removed = lib.remove_session(session_id)
             lib.touched_sessions.discard(session_id)
             if removed:

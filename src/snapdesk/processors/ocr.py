@@ -99,7 +99,7 @@ class OcrEngine:
         self.threads = max(1, threads or default_threads())
         self.rec_model = rec_model or REC_MODEL
         if self.rec_model not in ("int8", "fp32"):
-            raise ValueError(f"SNAPDESK_OCR_MODEL is int8 or fp32, not {self.rec_model!r}")
+            raise PermanentError(f"SNAPDESK_OCR_MODEL is int8 or fp32, not {self.rec_model!r}: fix the worker's setting")
         models = _model_dir()
         try:
             self._det = self._session(models / "ch_PP-OCRv4_det_infer.onnx")
@@ -135,7 +135,7 @@ class OcrEngine:
             gray, letter = _despeckle(gray)
         result = self._read(gray, progress, letter)
         boxes = result.pop("boxes")
-        if boxes and result["confidence"] < LOW_CONFIDENCE and self._upside_down(gray, boxes):
+        if result["lines"] and result["confidence"] < LOW_CONFIDENCE and self._upside_down(gray, boxes):
             flipped = self._read(np.ascontiguousarray(gray[::-1, ::-1]), None, letter)
             flipped.pop("boxes")
             if flipped["confidence"] > result["confidence"]:
