@@ -92,6 +92,29 @@ class _CoalescingListModel(QAbstractListModel):
     def ids(self) -> list[int]:
         return list(self._ids)
 
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        """The roles every row has (its name, id, the row itself, its status); ``_data`` the others."""
+        row = self._row_at(index)
+        if row is None:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row.name
+        if role == IdRole:
+            return row.id
+        if role == RowRole:
+            return row
+        if role == StatusRole:
+            return row.status
+        return self._data(row, role)
+
+    def _data(self, row, role: int):
+        return None
+
+    def flags(self, index: QModelIndex):
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
     # -- changing ----------------------------------------------------------------------
     def reset(self, rows: list) -> None:
         self.beginResetModel()
@@ -186,29 +209,13 @@ class DocumentModel(_CoalescingListModel):
     def _accepts(self, row: DocRow) -> bool:
         return row.session_id == self.session_id
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
-        row: DocRow | None = self._row_at(index)
-        if row is None:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return row.name
+    def _data(self, row: DocRow, role: int):
         if role == Qt.ItemDataRole.ToolTipRole:
             text = f"{row.path}\n{STATUS_TEXT.get(row.status, row.status)}"
             return f"{text}: {row.error}" if row.error else text
-        if role == IdRole:
-            return row.id
-        if role == RowRole:
-            return row
-        if role == StatusRole:
-            return row.status
         if role == ProgressRole:
             return row.progress
         return None
-
-    def flags(self, index: QModelIndex):
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
 
 class DocumentFilterModel(QSortFilterProxyModel):
@@ -268,27 +275,11 @@ class SessionModel(_CoalescingListModel):
         self._index = {i: n for n, i in enumerate(self._ids)}
         self.endInsertRows()
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
-        row: SessionRow | None = self._row_at(index)
-        if row is None:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return row.name
+    def _data(self, row: SessionRow, role: int):
         if role == Qt.ItemDataRole.ToolTipRole:
             when = datetime.datetime.fromtimestamp(row.created_at).strftime("%Y-%m-%d %H:%M")
             return (f"{row.name}\nadded {when}\n{row.total} documents: {row.complete} done, "
                     f"{row.queued + row.running} to do, {row.failed} failed")
-        if role == IdRole:
-            return row.id
-        if role == RowRole:
-            return row
-        if role == StatusRole:
-            return row.status
         if role == ProgressRole:
             return int(100 * row.finished / row.total) if row.total else 100
         return None
-
-    def flags(self, index: QModelIndex):
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
