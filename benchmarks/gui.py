@@ -80,9 +80,9 @@ def produce(settings, owner, session_id, count, visible, rate, seconds, report) 
         if delay > 0:
             time.sleep(delay)
         doc = rng.choice(visible) if rng.random() < 0.1 else rng.choice(others)  # one in ten on screen
-        kind = ev.JOB_STARTED if progress[doc] == 0 else ev.JOB_PROGRESS
+        kind = ev.EventType.STARTED if progress[doc] == 0 else ev.EventType.PROGRESS
         progress[doc] = min(99, progress[doc] + 1)
-        shown = progress[doc] if kind == ev.JOB_PROGRESS else 0
+        shown = progress[doc] if kind == ev.EventType.PROGRESS else 0
         payload = {"job_id": doc, "job_type": "thumbnail", "document_id": doc, "session_id": session_id,
                    "owner": owner, "attempt": 1, "max_attempts": 3}
         event = ev.job_event(kind, payload, worker, progress=shown)

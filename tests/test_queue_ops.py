@@ -64,7 +64,7 @@ def test_pause_holds_work_back_across_a_worker_restart_and_resume_releases_it(li
     start_worker("--concurrency", "2")
     _settle(library, 2)
     assert library.document_counts(session)["queued"] == 3
-    assert not store.JobEvent.select().where(store.JobEvent.type == ev.JOB_STARTED).exists()
+    assert not store.JobEvent.select().where(store.JobEvent.type == ev.EventType.STARTED).exists()
 
     library.resume("thumbnail")
     assert _wait(library, session, timeout=30)["counts"]["documents"]["complete"] == 3
@@ -92,8 +92,8 @@ def test_cancel_a_queued_job_and_a_running_one(library, start_worker, tmp_path):
     report = _wait(library, following)
     assert _thumbnail_job(library, following, "next-001.jpg")["state"] == "complete"
     assert report["counts"]["documents"]["cancelled"] == 1
-    assert ev.JOB_STARTED not in _timeline(waiting["id"])  # it never started
-    assert _timeline(running["id"])[-1] == ev.JOB_CANCELLED
+    assert ev.EventType.STARTED not in _timeline(waiting["id"])  # it never started
+    assert _timeline(running["id"])[-1] == ev.EventType.CANCELLED
     assert worker.proc.poll() is None  # the worker goes on
 
 
@@ -108,7 +108,7 @@ def test_cancel_a_whole_session(library, start_worker, tmp_path):
     wait_for(lambda: library.transport.queue_counts()["thumbnail"]["waiting"] == 0, message="the queue to drain")
     _settle(library, 1)
     assert library.report(session)["counts"]["documents"]["cancelled"] == 4
-    assert not store.JobEvent.select().where(store.JobEvent.type == ev.JOB_STARTED).exists()
+    assert not store.JobEvent.select().where(store.JobEvent.type == ev.EventType.STARTED).exists()
 
 
 def test_failed_jobs_are_listed_retried_and_discarded(library, start_worker, tmp_path):
@@ -145,9 +145,9 @@ def test_retention_trims_old_timelines_and_marks_and_nothing_else(library, start
     store.Job.update(finished_at=old.finished_at - month_and_a_half).where(store.Job.id == old.id).execute()
     transport = library.transport
     transport.cancel_jobs(library.owner, [9001])
-    transport.emit(library.owner, {"type": ev.WORKER_HEARTBEAT, "jobs": [], "ts": time.time()})  # not yet applied
+    transport.emit(library.owner, ev.heartbeat(library.owner, ev.worker_identity(), []))  # not yet applied
     old_timeline, recent_timeline = _timeline(old.id), _timeline(recent.id)
-    assert ev.JOB_COMPLETE in old_timeline
+    assert ev.EventType.COMPLETE in old_timeline
 
     trimmed = library.maintenance(now=time.time() + 86400)  # a day on: only the one job is 30 days old
     assert trimmed["timeline_events"] == len(old_timeline)
@@ -155,11 +155,11 @@ def test_retention_trims_old_timelines_and_marks_and_nothing_else(library, start
     assert transport.is_cancelled(library.owner, 9001)
     assert store.Job.get_by_id(old.id).result["thumbnails"]["sm"]["path"]  # results stay
     assert all(Path(a.path).exists() for a in store.Artifact.select())
-    assert len(transport.read_events(library.owner, library.cursor)) == 1  # events wait to be applied
+    assert len(transport.read_events(library.owner)) == 1  # events wait to be applied
 
     library.maintenance(now=time.time() + 31 * 86400)
     assert not transport.is_cancelled(library.owner, 9001)
-    assert len(transport.read_events(library.owner, library.cursor)) == 1
+    assert len(transport.read_events(library.owner)) == 1
 
 
 def test_removing_a_session_removes_its_files_but_not_shared_ones(library, start_worker, tmp_path):
@@ -234,6 +234,6 @@ def test_a_document_opened_runs_before_the_batch_work_queued_ahead_of_it(library
     first = started.pop("batch-039.jpg")
     assert first < min(started.values())
     # It ran once: the copy left in the batch lane was dropped, not run again.
-    assert _timeline(opened["jobs"]["thumbnail"]["id"]).count(ev.JOB_STARTED) == 1
+    assert _timeline(opened["jobs"]["thumbnail"]["id"]).count(ev.EventType.STARTED) == 1
     wait_for(lambda: "dropped a copy left behind" in worker.log(), message="the old copy to be dropped")
     assert worker.log().count("thumbnail complete") == 40

@@ -26,6 +26,7 @@ import redis
 
 from .config import QUEUES, ConfigError, load_settings
 from .engine.library import Library, LibraryError
+from .engine.retrying import TRANSIENT_ERRORS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--failed", action="store_true", help="list the failed jobs with their errors")
     p.add_argument("--session", type=int, help="with --failed: only this session's")
+    p.add_argument("--held", action="store_true", help="list the events not applied (set aside as forged or "
+                   "malformed, or deferred because their result files could not be written), with their reasons")
+    p.add_argument("--limit", type=int, default=20, help="with --held: at most this many (default 20)")
     p.add_argument("--window", type=float, default=3600, help="seconds of history for rates and durations "
                    "(default 3600)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -156,6 +160,8 @@ def main(argv=None) -> int:
         settings = load_settings(data_dir=args.data_dir, redis_url=args.redis)
         # Commands that only look work beside a running owner (the window applies the events).
         with Library(settings, read_only=args.command in READ_ONLY) as library:
+            if args.command != "health":  # a probe reports an unreachable transport itself
+                library.connect(timeout=10)
             return COMMANDS[args.command](library, args)
     except (ConfigError, LibraryError) as exc:
         print(f"snapdesk: {exc}", file=sys.stderr)
@@ -183,9 +189,7 @@ def cmd_submit(library: Library, args) -> int:
 
 
 def cmd_status(library: Library, args) -> int:
-    library.catch_up()
-    library.check_leases()
-    library.ensure_workers()
+    library.housekeeping()
     session = library.session(args.session) if args.session else library.latest_session()
     if session is None:
         print("snapdesk: " + (f"no session {args.session}" if args.session else "no sessions yet"), file=sys.stderr)
@@ -221,7 +225,17 @@ def cmd_discard(library: Library, args) -> int:
 
 
 def cmd_jobs(library: Library, args) -> int:
-    library.catch_up()
+    library.housekeeping()
+    if args.held:
+        held = library.held_events(limit=args.limit)
+        if args.json:
+            _dump(held)
+            return EXIT_OK
+        print(f"set aside: {held['set_aside']['count']}; deferred (result files not written yet): "
+              f"{held['deferred']['count']}")
+        for h in held["latest"]:
+            print(f"{h['id']:>6}  {h['kind']:<9} {h['age_seconds']:>8.0f} s ago  job {h['job_id'] or '-'}: {h['reason']}")
+        return EXIT_OK
     if args.failed:
         failed = library.failed_jobs(session_id=args.session)
         if args.json:
@@ -247,6 +261,10 @@ def cmd_jobs(library: Library, args) -> int:
         print(f"{queue + (' (paused)' if q['paused'] else ''):<10} {q['waiting']:>7} {q['delayed']:>7} "
               f"{q['states']['processing']:>7} {q['states']['complete']:>6} {q['states']['failed']:>6} "
               f"{q['throughput_per_min']:>7} {q['mean_ms'] or '-':>7} {q['p95_ms'] or '-':>7} {rate:>6}")
+    held = stats["held_events"]
+    if held["set_aside"]["count"] or held["deferred"]["count"]:
+        print(f"events not applied: {held['set_aside']['count']} set aside, {held['deferred']['count']} deferred "
+              "(see snapdesk jobs --held)")
     print(f"workers: {len(stats['workers'])}")
     for w in stats["workers"]:
         running = ", ".join(f"{r['job_type']} {r['job_id']}" for r in w["running"]) or "idle"
@@ -276,8 +294,8 @@ def cmd_remove(library: Library, args) -> int:
 
 def cmd_health(library: Library, args) -> int:
     try:
-        library.catch_up()
-    except redis.RedisError:
+        library.housekeeping()
+    except TRANSIENT_ERRORS:
         pass  # the transport check below says so
     report = library.health(max_lag=args.max_lag)
     if args.json:
@@ -289,7 +307,7 @@ def cmd_health(library: Library, args) -> int:
 
 
 def cmd_search(library: Library, args) -> int:
-    library.catch_up()
+    library.housekeeping()
     query = " ".join(args.query)
     results = library.search(query, limit=args.limit, session_id=args.session)
     if args.json:

@@ -1,41 +1,168 @@
 """The event schema, the same on both transports. Events are the only way back from workers.
 
-An event is a flat JSON object:
+An event travels sealed: its JSON body and an HMAC-SHA256 of the owner's id and that body, with
+a key derived from the library's secret (embedded) or the farm's (Redis). The owner opens it
+(:func:`open_sealed`): a bad signature, text that is not JSON, or a body that does not fit the
+schema of its type raises :class:`BadEvent` with the reason, and the owner sets it aside.
 
     type          job:queued | job:started | job:progress | job:retrying | job:complete |
                   job:failed | job:cancelled | worker:heartbeat
     job_id, job_type, document_id, session_id, owner, attempt, max_attempts
     progress      0-100
     worker        {"id", "host", "pid"}
-    ts            seconds since the epoch (the worker's clock)
+    ts            seconds since the epoch, on the worker's clock: shown, never used to judge time
     duration_ms, error, error_kind ("retryable" | "permanent"), result   where they apply
     files         job:complete only: {name: base64 bytes} of the outputs the owner stores
-    delay_ms      job:retrying only: when the next attempt may start
+    delay_ms      job:retrying only: how long the next attempt should wait (the owner queues it)
     jobs          worker:heartbeat only: [[job_id, attempt], ...] the worker is running for this owner
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import hmac
 import os
 import socket
 import time
 import uuid
+from enum import Enum
+from typing import Annotated, Any, Literal, Union
 
-JOB_QUEUED = "job:queued"
-JOB_STARTED = "job:started"
-JOB_PROGRESS = "job:progress"
-JOB_RETRYING = "job:retrying"
-JOB_COMPLETE = "job:complete"
-JOB_FAILED = "job:failed"
-JOB_CANCELLED = "job:cancelled"
-WORKER_HEARTBEAT = "worker:heartbeat"
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-EVENT_TYPES = (JOB_QUEUED, JOB_STARTED, JOB_PROGRESS, JOB_RETRYING, JOB_COMPLETE, JOB_FAILED,
-               JOB_CANCELLED, WORKER_HEARTBEAT)
+
+class EventType(str, Enum):
+    QUEUED = "job:queued"
+    STARTED = "job:started"
+    PROGRESS = "job:progress"
+    RETRYING = "job:retrying"
+    COMPLETE = "job:complete"
+    FAILED = "job:failed"
+    CANCELLED = "job:cancelled"
+    HEARTBEAT = "worker:heartbeat"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ErrorKind(str, Enum):
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 #: The payload fields every job event repeats, so an event can be applied on its own.
 JOB_FIELDS = ("job_id", "job_type", "document_id", "session_id", "owner", "attempt", "max_attempts")
+
+_Id = Annotated[int, Field(ge=1)]
+_Text = Annotated[str, Field(max_length=10_000)]
+
+
+class Worker(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: Annotated[str, Field(max_length=200)]
+    host: Annotated[str, Field(max_length=200)]
+    pid: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.pid}"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")  # fields a newer worker adds are ignored
+    owner: Annotated[str, Field(max_length=64)]
+    worker: Worker
+    ts: float
+
+
+class JobEvent(_Event):
+    """What a worker says about one attempt of one job."""
+
+    type: Literal[EventType.QUEUED, EventType.STARTED, EventType.PROGRESS, EventType.CANCELLED]
+    job_id: _Id
+    job_type: Annotated[str, Field(max_length=40)]
+    document_id: _Id
+    session_id: _Id
+    attempt: _Id
+    max_attempts: _Id
+    progress: Annotated[int, Field(ge=0, le=100)] = 0
+    duration_ms: Annotated[int, Field(ge=0)] | None = None
+    error: _Text | None = None
+
+
+class JobEnded(JobEvent):
+    """An attempt that failed (for good, or to be tried again after ``delay_ms``)."""
+
+    type: Literal[EventType.RETRYING, EventType.FAILED]  # type: ignore[assignment]
+    error: _Text
+    error_kind: ErrorKind
+    delay_ms: Annotated[int, Field(ge=0, le=7 * 86400 * 1000)] = 0
+
+
+class JobComplete(JobEvent):
+    """An attempt's result, and the files the owner stores (bare names, base64 bytes)."""
+
+    type: Literal[EventType.COMPLETE]  # type: ignore[assignment]
+    result: dict[str, Any]
+    files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")], str] = {}
+
+
+class Heartbeat(_Event):
+    """A worker renews its leases on the jobs it runs for this owner."""
+
+    type: Literal[EventType.HEARTBEAT]
+    jobs: list[tuple[_Id, _Id]] = Field(max_length=10_000)
+
+
+Event = Union[JobComplete, JobEnded, JobEvent, Heartbeat]
+_EVENT = TypeAdapter(Annotated[Event, Field(discriminator="type")])
+
+
+class BadEvent(ValueError):
+    """An event that cannot be applied: forged, unreadable, or not of the schema of its type."""
+
+
+def event_key(secret: str) -> bytes:
+    return hashlib.sha256(b"snapdesk-event:" + secret.encode()).digest()
+
+
+def _mac(key: bytes, owner: str, body: bytes) -> str:
+    return hmac.new(key, owner.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+
+
+def seal(key: bytes, event: dict) -> tuple[bytes, str]:
+    """The body and signature of an event for its owner's log."""
+    body = _json(event)
+    return body, _mac(key, event["owner"], body)
+
+
+def open_sealed(key: bytes, owner: str, body: bytes | str, mac: bytes | str | None) -> Event:
+    """The event, checked: signed for this owner with this key, and of its type's schema."""
+    body = body.encode() if isinstance(body, str) else bytes(body)
+    mac = mac.decode("ascii", "replace") if isinstance(mac, (bytes, bytearray)) else mac
+    if not mac or not hmac.compare_digest(mac, _mac(key, owner, body)):
+        raise BadEvent("its signature is missing or does not match (not sent by a worker holding the secret)")
+    try:
+        event = _EVENT.validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "the event"
+        raise BadEvent(f"not a valid event: {where}: {first.get('msg')} ({exc.error_count()} problem"
+                       f"{'s' if exc.error_count() != 1 else ''})") from None
+    if event.owner != owner:
+        raise BadEvent(f"it is addressed to another library ({event.owner})")
+    return event
+
+
+def parse_trusted(body: bytes | str) -> Event:
+    """An event the owner checked before and kept in its own DB (a deferred one): schema only."""
+    try:
+        return _EVENT.validate_json(body)
+    except ValidationError as exc:
+        raise BadEvent(f"not a valid event: {exc.errors()[0].get('msg')}") from None
 
 
 def worker_identity() -> dict:
@@ -45,16 +172,18 @@ def worker_identity() -> dict:
     return {"id": f"{host}:{pid}:{uuid.uuid4().hex[:6]}", "host": host, "pid": pid}
 
 
-def job_event(type_: str, payload: dict, worker: dict, **fields) -> dict:
-    event = {"type": type_, **{k: payload[k] for k in JOB_FIELDS}, "worker": worker, "ts": time.time()}
+def job_event(type_: EventType, payload: dict, worker: dict, **fields) -> dict:
+    event = {"type": type_.value, **{k: payload[k] for k in JOB_FIELDS}, "worker": worker, "ts": time.time()}
     event.setdefault("progress", 0)
     event.update(fields)
     return event
 
 
-def encode(event: dict) -> str:
-    return json.dumps(event, separators=(",", ":"))
+def heartbeat(owner: str, worker: dict, jobs: list[list[int]]) -> dict:
+    return {"type": EventType.HEARTBEAT.value, "owner": owner, "worker": worker, "ts": time.time(), "jobs": jobs}
 
 
-def decode(text: str | bytes) -> dict:
-    return json.loads(text)
+def _json(data: Any) -> bytes:
+    import json
+
+    return json.dumps(data, separators=(",", ":")).encode()

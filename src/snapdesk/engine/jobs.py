@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..processors.errors import PermanentError
 from ..processors.thumbnail import describe, make_thumbnails, thumbnails_of_image
@@ -25,6 +27,38 @@ KINDS = {
 
 #: The summary job gets at most this much of the OCR text in its payload.
 SUMMARY_TEXT_LIMIT = 100_000
+
+
+class ResultError(ValueError):
+    """A job's result does not have what its job type returns."""
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Size(BaseModel):
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+
+
+class ThumbnailResult(_Result):
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    blurhash: str = Field(max_length=200)
+    thumbnails: dict[str, _Size] = Field(min_length=1)
+
+
+class OcrResult(_Result):
+    text: str
+    confidence: float = Field(ge=0, le=1)
+
+
+class SummaryResult(_Result):
+    """A summary, or a summary job skipped for want of text."""
+
+    summary: str | None = None
+    title: str | None = None
 
 
 def _attach_files(result: dict, paths: dict[str, str]) -> dict:
@@ -45,6 +79,21 @@ class JobType:
     needs_source: bool = True
     #: Whether JOB_RATE_LLM (jobs per minute, shared by every worker) applies.
     rate_limited: bool = False
+    #: The shape of its result, checked before the owner stores it.
+    result_schema: type[BaseModel] = _Result
+    #: The files its result comes with, from the result: {"sm.webp", ...} for a thumbnail.
+    files_of: Callable[[dict], set[str]] = lambda result: set()
+
+    def check_result(self, result: dict[str, Any], files: set[str]) -> None:
+        """Raise ResultError unless ``result`` (and its ``files``) are what this job type returns."""
+        try:
+            self.result_schema.model_validate(result)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ResultError(f"{'.'.join(map(str, first['loc'])) or 'result'}: {first['msg']}") from None
+        missing = self.files_of(result) - files
+        if missing:
+            raise ResultError(f"the files {', '.join(sorted(missing))} are missing")
 
 
 # -- thumbnail ---------------------------------------------------------------------------
@@ -90,10 +139,12 @@ def _summary(source, payload: dict, progress, settings) -> tuple[dict, dict[str,
 
 
 JOB_TYPES: dict[str, JobType] = {
-    "thumbnail": JobType("thumbnail", "thumbnail", ("image", "pdf"), _thumbnail, _attach_thumbnails),
-    "ocr": JobType("ocr", "ocr", ("image", "pdf"), _ocr),
+    "thumbnail": JobType("thumbnail", "thumbnail", ("image", "pdf"), _thumbnail, _attach_thumbnails,
+                         result_schema=ThumbnailResult,
+                         files_of=lambda result: {f"{name}.webp" for name in result.get("thumbnails", {})}),
+    "ocr": JobType("ocr", "ocr", ("image", "pdf"), _ocr, result_schema=OcrResult),
     "summary": JobType("summary", "summary", ("image", "pdf"), _summary, after="ocr", needs_source=False,
-                       rate_limited=True),
+                       rate_limited=True, result_schema=SummaryResult),
 }
 
 

@@ -1,14 +1,23 @@
 """The library: the owner of a library DB, and the only process that writes it.
 
 It imports what a person drops (an upload session), hands jobs to the transport's queues,
-and applies the events workers send back, after a cursor it keeps in the DB. Applying is
-idempotent: an event seen twice, for a finished job, or from a superseded attempt changes
-nothing. The GUI and the CLI are both just owners of a Library.
+and applies the events workers send back. Only the owner makes attempts: a job's first, a retry
+a worker asked for, one that replaces an attempt whose worker went silent or whose task was lost.
+Every task, mark and event names one attempt of one job of this library (ids are never reused),
+so a stale one can only be ignored.
+
+Applying is idempotent: an event seen twice, for a finished job, or from a superseded attempt
+changes nothing. An event that is forged, malformed or does not match its job is set aside
+(``held_event``) and the owner goes on; one whose result files cannot be written yet is deferred
+and applied again later. Time is the owner's: leases run on its clock, from when it applied an
+event, and are judged only once it has applied everything that was waiting. The GUI and the CLI
+are both just owners of a Library.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import hashlib
 import logging
@@ -23,15 +32,18 @@ from typing import Callable, Iterable
 import peewee
 
 from ..config import Settings
-from ..store.db import (CANCELLED, COMPLETE, FAILED, JOB_STATES, PENDING, PROCESSING, QUEUED, TERMINAL,
-                        UNFINISHED, Artifact, Document, Job, JobEvent, Meta, UploadSession, db, open_db)
+from ..store.db import (CANCELLED, COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDING, PROCESSING, QUEUED, SET_ASIDE,
+                        TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, Meta, UploadSession, db,
+                        open_db)
 from . import events as ev
+from .events import EventType
 from .importer import FoundFile, Scanner, found_batches
-from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, dependents_of, job_types_for
+from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, ResultError, dependents_of, job_types_for
 from . import stats
 from .local_workers import LocalWorkers, try_lock
+from .retrying import REFUSED_FOR_GOOD, TRANSIENT_ERRORS, Backoff, describe as describe_error, wait_out
 from .runner import PAYLOAD_VERSION
-from .transport import CONNECTION_ERRORS, PRIORITY_BATCH, PRIORITY_INTERACTIVE, Backoff, Transport, make_transport
+from .transport import EVERY_LANE, PRIORITY_BATCH, PRIORITY_INTERACTIVE, RawEvent, Transport, make_transport
 
 log = logging.getLogger("snapdesk.library")
 
@@ -43,15 +55,21 @@ class LibraryError(Exception):
     """The library cannot be used as asked; the message says why and what to do."""
 
 
+class ResultNotStored(Exception):
+    """A completion's result files could not be written (a full disk): the event is deferred."""
+
+
 class Library:
     EVENT_BATCH = 500
 
     def __init__(self, settings: Settings, transport: Transport | None = None, local_workers: LocalWorkers | None = None,
-                 read_only: bool = False):
+                 read_only: bool = False, clock: Callable[[], float] = time.time):
         """Open the library as its one writer (the owner). While another process owns it (the window,
         or a command that waits), this raises LibraryError, unless ``read_only``: then it only reads
         the DB, and that other owner applies the events."""
         self.settings = settings
+        #: The owner's clock: leases, ages and retry times are measured on it, never on a worker's.
+        self.clock = clock
         self.data_dir = Path(settings.data_dir)
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,12 +100,14 @@ class Library:
             if self._owner_lock is not None:
                 self._owner_lock.close()
             raise
-        self.cursor_key = f"cursor:{self.transport.describe()}"
         self.artifacts_dir = self.data_dir / "artifacts"
         if local_workers is None and settings.wants_local_workers:
             local_workers = LocalWorkers(settings, idle_exit=settings.worker_idle_exit)
         self.local_workers = local_workers
         self._unblocked = False  # set while applying events when a job others wait for completes
+        #: Whether the last read of the event log found all there was: only then are leases judged.
+        self.caught_up = False
+        self._unacked: list[str] = []  # applied, but not yet deleted from the log (it was unreachable)
 
     def close(self, stop_local_workers: bool = False) -> None:
         """Close the library. The window stops the local worker it started (which drains by itself);
@@ -158,8 +178,8 @@ class Library:
                 Job.insert_many(new_jobs[i:i + 100]).execute()
         try:
             self.dispatch()
-        except CONNECTION_ERRORS as exc:  # the jobs wait in the library; the next dispatch queues them
-            log.warning("could not queue the jobs yet: %s", exc)
+        except TRANSIENT_ERRORS as exc:  # the jobs wait in the library; the next dispatch queues them
+            log.warning("could not queue the jobs yet: %s", describe_error(exc))
         self.ensure_workers()
         return ids
 
@@ -183,7 +203,7 @@ class Library:
 
     def _reuse(self, doc: Document, job_type: str, earlier: Job, priority: int) -> Job:
         """A job that is complete at once with the result of the same content processed earlier."""
-        now = time.time()
+        now = self.clock()
         job = Job.create(document=doc, session=doc.session, type=job_type, state=COMPLETE, priority=priority,
                          max_attempts=earlier.max_attempts, attempt=earlier.attempt, progress=100, result=earlier.result,
                          reused_from=earlier.id, worker=earlier.worker, duration_ms=earlier.duration_ms,
@@ -202,8 +222,11 @@ class Library:
     # -- handing jobs to the queues ----------------------------------------------------
     def dispatch(self) -> int:
         """Queue pending jobs whose inputs are ready; in Redis mode, within the in-flight window of
-        document bytes. A job that works from another's result (a summary from the OCR text) waits
-        for it."""
+        document bytes, putting back a document's copy that the server lost or let expire. A job
+        that works from another's result (a summary from the OCR text) waits for it.
+
+        Jobs are marked queued before their tasks are sent: should the owner die in between, the
+        lost-task check queues them again as a new attempt; the other order could run one attempt twice."""
         if self.read_only:
             return 0
         # A job that works from another's result is looked at once that one has ended, not before:
@@ -215,12 +238,18 @@ class Library:
             ready |= (Job.type == t.name) & peewee.fn.EXISTS(
                 earlier.select(earlier.id).where(earlier.document == Job.document, earlier.type == t.after,
                                                  earlier.state.in_(TERMINAL)))
-        pending = (Job.select(Job, Document).join(Document)
-                   .where(Job.state == PENDING, ready).order_by(Job.priority.desc(), Job.id))
+        pending = list(Job.select(Job, Document).join(Document)
+                       .where(Job.state == PENDING, ready).order_by(Job.priority.desc(), Job.id))
+        if not pending:
+            return 0
+        uses_blobs = self.transport.uses_blobs
         window = self.settings.blob_window_mb * 2**20
         in_flight = (Document.select(peewee.fn.COALESCE(peewee.fn.SUM(Document.size), 0))
-                     .where(Document.blob_in_flight == True).scalar()) if self.transport.uses_blobs else 0  # noqa: E712
-        queued = 0
+                     .where(Document.blob_in_flight == True).scalar()) if uses_blobs else 0  # noqa: E712
+        lost_copies = self.transport.missing_blobs(self.owner, sorted(
+            {job.document.sha256 for job in pending if job.document.blob_in_flight})) if uses_blobs else set()
+        now = self.clock()
+        sends: list[tuple[Job, dict]] = []
         for job in pending:
             doc = job.document
             job_type = JOB_TYPES[job.type]
@@ -229,15 +258,38 @@ class Library:
                 ready, extra = self._input_of(job, job_type)
                 if not ready:
                     continue
-            if job_type.needs_source and self.transport.uses_blobs and not doc.blob_in_flight:
-                if in_flight and in_flight + doc.size > window:
-                    break  # the rest waits until finished documents free room
-                if self._upload_blob(doc):
-                    in_flight += doc.size
-            self.transport.enqueue(job_type.queue, {**self._payload(job, doc), **extra}, priority=job.priority)
-            Job.update(state=QUEUED, queued_at=time.time()).where(Job.id == job.id, Job.state == PENDING).execute()
-            queued += 1
-        return queued
+            if job_type.needs_source and uses_blobs:
+                if doc.blob_in_flight and doc.sha256 in lost_copies:  # the server lost it, or it expired
+                    if self._upload_blob(doc):
+                        lost_copies.discard(doc.sha256)
+                        log.info("put the copy of %s back into Redis: it was gone", doc.path)
+                elif not doc.blob_in_flight:
+                    if in_flight and in_flight + doc.size > window:
+                        break  # the rest waits until finished documents free room
+                    if self._upload_blob(doc):
+                        in_flight += doc.size
+            sends.append((job, {**self._payload(job, doc), **extra}))
+        if not sends:
+            return 0
+        with db.atomic():
+            for i in range(0, len(sends), 500):
+                Job.update(state=QUEUED, queued_at=now).where(
+                    Job.id.in_([job.id for job, _ in sends[i:i + 500]]), Job.state == PENDING).execute()
+        for n, (job, payload) in enumerate(sends):
+            delay = (job.not_before - now) if job.not_before else None
+            try:
+                self.transport.enqueue(JOB_TYPES[job.type].queue, payload, priority=job.priority, delay=delay)
+            except TRANSIENT_ERRORS:
+                # Not sent: back to pending. The one that failed may have reached the server all the
+                # same (a timeout), so it goes back as a new attempt, and a copy that did arrive is stale.
+                unsent = [j.id for j, _ in sends[n + 1:]]
+                with db.atomic():
+                    Job.update(state=PENDING, attempt=Job.attempt + 1, max_attempts=Job.max_attempts + 1).where(
+                        Job.id == job.id, Job.state == QUEUED, Job.attempt == job.attempt).execute()
+                    for i in range(0, len(unsent), 500):
+                        Job.update(state=PENDING).where(Job.id.in_(unsent[i:i + 500]), Job.state == QUEUED).execute()
+                raise
+        return len(sends)
 
     def prioritise(self, doc_ids: Iterable[int]) -> list[int]:
         """What a person opened goes to the front of the line: the documents' batch jobs still
@@ -246,7 +298,7 @@ class Library:
         wait. Returns the ids of the jobs moved."""
         if self.read_only:
             return []
-        now = time.time()
+        now = self.clock()
         waiting = (Job.select(Job, Document).join(Document)
                    .where(Job.document.in_(list(doc_ids)), Job.state.in_([PENDING, QUEUED]),
                           Job.priority < PRIORITY_INTERACTIVE,
@@ -278,7 +330,7 @@ class Library:
             return False, {}
         text = (earlier.result or {}).get("text") or ""
         if not text.strip():
-            now = time.time()
+            now = self.clock()
             Job.update(state=COMPLETE, progress=100, finished_at=now, queued_at=now, started_at=now, duration_ms=0,
                        result={"skipped": True, "reason": f"no text was found in the document by {earlier.type}"}
                        ).where(Job.id == job.id).execute()
@@ -287,7 +339,7 @@ class Library:
         return True, {"text": text[:SUMMARY_TEXT_LIMIT]}
 
     def _skip(self, job: Job, reason: str) -> None:
-        now = time.time()
+        now = self.clock()
         Job.update(state=CANCELLED, finished_at=now, error=reason, error_kind="permanent").where(
             Job.id == job.id, Job.state == PENDING).execute()
         JobEvent.create(job=job, type="skipped", attempt=job.attempt, at=now, error=reason)
@@ -343,23 +395,29 @@ class Library:
             self.local_workers.ensure()
 
     # -- applying events ---------------------------------------------------------------
-    @property
-    def cursor(self) -> str:
-        return Meta.get_value(self.cursor_key, self.transport.initial_cursor)
-
     def pump(self, block_ms: int = 0) -> int:
-        """Apply the next batch of events (waiting up to ``block_ms`` for one); returns how many."""
+        """Apply the next batch of events (waiting up to ``block_ms`` for one); returns how many.
+
+        Each event is opened (signature, schema) and applied on its own savepoint: one that cannot
+        be applied is held with its reason, and the rest of the batch goes on. The log entries are
+        deleted once the batch is committed."""
         if self.read_only:
             return 0  # the owner applies them
-        entries = self.transport.read_events(self.owner, self.cursor, block_ms=block_ms, count=self.EVENT_BATCH)
+        if self._unacked:
+            self.transport.ack_events(self.owner, self._unacked)
+            self._unacked = []
+        entries = self.transport.read_events(self.owner, block_ms=block_ms, count=self.EVENT_BATCH)
+        self.caught_up = len(entries) < self.EVENT_BATCH
         if not entries:
             return 0
         self._unblocked = False
+        now = self.clock()
         with db.atomic():
-            for _, event in entries:
-                self.apply(event)
-            Meta.set_value(self.cursor_key, entries[-1][0])
-        self.transport.ack_events(self.owner, [entry_id for entry_id, _ in entries])
+            for entry in entries:
+                self._apply_entry(entry, now)
+        self._unacked = [entry.id for entry in entries]
+        self.transport.ack_events(self.owner, self._unacked)
+        self._unacked = []
         if self._release_blobs() or self._unblocked:
             self.dispatch()
         return len(entries)
@@ -373,48 +431,97 @@ class Library:
             if n < self.EVENT_BATCH:
                 return total
 
-    def apply(self, event: dict) -> None:
-        """Apply one event. Idempotent; events of superseded attempts or finished jobs change nothing."""
-        kind = event.get("type")
-        now = time.time()
-        lease = min(now, event.get("ts", now)) + self.settings.lease_seconds
-        if kind == ev.WORKER_HEARTBEAT:
-            for job_id, attempt in event.get("jobs", []):
+    def _apply_entry(self, entry: RawEvent, now: float) -> None:
+        event = None
+        try:
+            event = ev.open_sealed(self.transport.event_key, self.owner, entry.body, entry.mac)
+            with db.atomic():  # a savepoint: an event that fails halfway leaves nothing behind
+                self.apply(event, now)
+        except ev.BadEvent as exc:
+            self._hold(SET_ASIDE, str(exc), entry.body, event)
+        except ResultNotStored as exc:
+            self._hold(DEFERRED, str(exc), entry.body, event)
+        except (peewee.DatabaseError, *TRANSIENT_ERRORS):
+            raise  # the library itself cannot be written: the batch is applied again later
+        except Exception as exc:  # a bug: the event is kept to look at, and the library goes on
+            log.exception("applying an event failed")
+            self._hold(SET_ASIDE, f"unexpected error while applying it: {type(exc).__name__}: {exc}", entry.body, event)
+
+    def _hold(self, kind: str, reason: str, body: bytes, event: ev.Event | None) -> None:
+        job_id = getattr(event, "job_id", None)
+        log.warning("event %s%s: %s", "deferred" if kind == DEFERRED else "set aside",
+                    f" (job {job_id})" if job_id else "", reason)
+        HeldEvent.create(kind=kind, reason=reason, received_at=self.clock(), job_id=job_id,
+                         body=body.decode("utf-8", "replace"))
+
+    def apply_deferred(self) -> int:
+        """Apply again the events whose result files could not be written; returns how many went in."""
+        applied = 0
+        for held in HeldEvent.select().where(HeldEvent.kind == DEFERRED).order_by(HeldEvent.id):
+            try:
+                with db.atomic():
+                    self.apply(ev.parse_trusted(held.body))
+                    held.delete_instance()
+                applied += 1
+            except ResultNotStored as exc:
+                HeldEvent.update(reason=str(exc)).where(HeldEvent.id == held.id).execute()
+                break  # the disk is still full: the rest waits too
+            except ev.BadEvent as exc:
+                HeldEvent.update(kind=SET_ASIDE, reason=str(exc)).where(HeldEvent.id == held.id).execute()
+        if applied:
+            self.dispatch()
+        return applied
+
+    def apply(self, event: ev.Event, now: float | None = None) -> None:
+        """Apply one checked event: here is all that each kind of event does. Idempotent; events of
+        superseded attempts or finished jobs change nothing. Raises BadEvent for one that does not
+        match its job, ResultNotStored when its files cannot be written."""
+        now = self.clock() if now is None else now
+        lease = now + self.settings.lease_seconds  # on the owner's clock, from when it heard of the job
+        if isinstance(event, ev.Heartbeat):
+            for job_id, attempt in event.jobs:
                 (Job.update(lease_expires_at=lease)
                  .where(Job.id == job_id, Job.attempt == attempt, Job.state.in_((QUEUED, PROCESSING))).execute())
             return
-        if kind == ev.JOB_PROGRESS:  # most of the traffic: one UPDATE, no row loaded
-            worker = event.get("worker") or {}
-            (Job.update(state=PROCESSING, attempt=event["attempt"], lease_expires_at=lease,
-                        worker=f"{worker.get('host')}:{worker.get('pid')}" if worker else None,
-                        progress=peewee.fn.MAX(Job.progress, int(event.get("progress", 0))))
-             .where(Job.id == event.get("job_id"), Job.attempt <= event["attempt"], Job.state.not_in(TERMINAL))
+        kind = event.type
+        if kind == EventType.PROGRESS:  # most of the traffic: one UPDATE, no row loaded
+            (Job.update(state=PROCESSING, lease_expires_at=lease, worker=event.worker.name,
+                        progress=peewee.fn.MAX(Job.progress, event.progress))
+             .where(Job.id == event.job_id, Job.attempt == event.attempt, Job.document == event.document_id,
+                    Job.type == event.job_type, Job.state.in_((QUEUED, PROCESSING)))
              .execute())
             return
-        job = Job.get_or_none(Job.id == event.get("job_id"))
-        if job is None or kind not in ev.EVENT_TYPES or job.state in TERMINAL or event["attempt"] < job.attempt:
+        job = Job.get_or_none(Job.id == event.job_id)
+        if job is None:
+            return  # its session was removed (ids are never reused: no other job can have it)
+        if (job.document_id, job.session_id, job.type) != (event.document_id, event.session_id, event.job_type):
+            raise ev.BadEvent(f"it names job {job.id} as the {event.job_type} job of document {event.document_id}, "
+                              f"but that job is the {job.type} job of document {job.document_id}")
+        if event.attempt > job.attempt:
+            raise ev.BadEvent(f"it names attempt {event.attempt} of job {job.id}, which has had only {job.attempt}")
+        files = self._check_result(job, event) if kind == EventType.COMPLETE else {}
+        if event.attempt < job.attempt or job.state in TERMINAL:
             return
-        job.attempt = event["attempt"]
-        worker = event.get("worker") or {}
-        worker_name = f"{worker.get('host')}:{worker.get('pid')}" if worker else None
-        if kind == ev.JOB_STARTED:
-            job.state, job.started_at, job.worker = PROCESSING, event["ts"], worker_name
-            job.progress, job.lease_expires_at = 0, lease
-        elif kind == ev.JOB_RETRYING:
-            job.state, job.attempt, job.progress, job.worker, job.lease_expires_at = QUEUED, job.attempt + 1, 0, None, None
-            job.error, job.error_kind = event.get("error"), event.get("error_kind")
-            job.not_before = event["ts"] + event.get("delay_ms", 0) / 1000
-        elif kind == ev.JOB_QUEUED:
+        worker = event.worker.name
+        if kind == EventType.STARTED:
+            job.state, job.started_at, job.worker, job.progress, job.lease_expires_at = PROCESSING, now, worker, 0, lease
+        elif kind == EventType.QUEUED:  # a draining worker put it back on its queue
             job.state, job.progress, job.worker, job.lease_expires_at = QUEUED, 0, None, None
-        elif kind == ev.JOB_COMPLETE:
-            job.result = self._store_files(job, event)
-            job.state, job.progress, job.finished_at = COMPLETE, 100, event["ts"]
-            job.duration_ms, job.worker, job.error, job.error_kind = event.get("duration_ms"), worker_name, None, None
-        elif kind == ev.JOB_FAILED:
-            job.state, job.finished_at, job.duration_ms = FAILED, event["ts"], event.get("duration_ms")
-            job.error, job.error_kind, job.worker = event.get("error"), event.get("error_kind"), worker_name
-        elif kind == ev.JOB_CANCELLED:
-            job.state, job.finished_at = "cancelled", event["ts"]
+        elif kind == EventType.RETRYING:  # the worker asks for another attempt; the owner makes it
+            job.state, job.attempt, job.progress, job.worker, job.lease_expires_at = PENDING, job.attempt + 1, 0, None, None
+            job.error, job.error_kind = event.error, event.error_kind.value
+            job.not_before = now + event.delay_ms / 1000
+            self._unblocked = True
+        elif kind == EventType.COMPLETE:
+            job.result = self._store_files(job, event.result, files)
+            job.state, job.progress, job.finished_at = COMPLETE, 100, now
+            job.duration_ms, job.worker, job.error, job.error_kind = event.duration_ms, worker, None, None
+            job.lease_expires_at = None
+        elif kind == EventType.FAILED:
+            job.state, job.finished_at, job.duration_ms, job.lease_expires_at = FAILED, now, event.duration_ms, None
+            job.error, job.error_kind, job.worker = event.error, event.error_kind.value, worker
+        elif kind == EventType.CANCELLED:
+            job.state, job.finished_at, job.lease_expires_at = CANCELLED, now, None
         job.save()
         if job.state == COMPLETE:
             self._unblocked = self._unblocked or bool(dependents_of(job.type))
@@ -422,27 +529,38 @@ class Library:
                 self._index(job.document)
         elif job.state in (FAILED, CANCELLED):
             self._settle_dependents(job)
-        if kind != ev.JOB_PROGRESS:
-            JobEvent.create(job=job, type=kind, attempt=event["attempt"], at=event["ts"], worker=worker_name,
-                            duration_ms=event.get("duration_ms"), error=event.get("error"))
+        JobEvent.create(job=job, type=kind.value, attempt=event.attempt, at=now, worker=worker,
+                        duration_ms=event.duration_ms, error=event.error)
 
-    def _store_files(self, job: Job, event: dict) -> dict:
-        """Write the files a completion event carries into the library, named by content hash."""
+    @staticmethod
+    def _check_result(job: Job, event: ev.JobComplete) -> dict[str, bytes]:
+        """A completion's files, decoded, once its result is seen to be its job type's."""
+        try:
+            JOB_TYPES[job.type].check_result(event.result, set(event.files))
+            return {name: base64.b64decode(encoded, validate=True) for name, encoded in event.files.items()}
+        except ResultError as exc:
+            raise ev.BadEvent(f"its {job.type} result is not valid: {exc}") from None
+        except (binascii.Error, ValueError):
+            raise ev.BadEvent("its files are not valid base64") from None
+
+    def _store_files(self, job: Job, result: dict, files: dict[str, bytes]) -> dict:
+        """Write a completion's files into the library, named by content hash; its result, with their paths."""
         doc = job.document
         folder = self.artifacts_dir / doc.sha256[:2] / doc.sha256 / job.type
-        folder.mkdir(parents=True, exist_ok=True)
         paths = {}
-        result = event.get("result") or {}
-        for name, encoded in (event.get("files") or {}).items():
-            data = base64.b64decode(encoded)
-            path = folder / Path(name).name  # a bare file name: never a path from the event
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-            paths[name] = str(path)
-            stem = Path(name).stem
-            info = (result.get("thumbnails") or {}).get(stem, {})
-            (Artifact.insert(document=doc, job=job, name=name, path=str(path), size=len(data),
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in files.items():
+                path = folder / name  # a bare file name (the schema allows no other): never a path from the event
+                tmp = path.with_suffix(path.suffix + ".tmp")
+                tmp.write_bytes(data)
+                tmp.replace(path)
+                paths[name] = str(path)
+        except OSError as exc:
+            raise ResultNotStored(f"cannot write its result files into {folder}: {exc.strerror or exc}") from None
+        for name, data in files.items():
+            info = (result.get("thumbnails") or {}).get(Path(name).stem, {})
+            (Artifact.insert(document=doc, job=job, name=name, path=paths[name], size=len(data),
                              width=info.get("width"), height=info.get("height"))
              .on_conflict_replace().execute())
         if result.get("width") and result.get("height"):
@@ -451,46 +569,56 @@ class Library:
         return JOB_TYPES[job.type].attach_files(result, paths)
 
     # -- leases ------------------------------------------------------------------------
+    def _replace_attempt(self, job: Job, event_type: str, message: str, now: float, counts: bool = True) -> None:
+        """The job's current attempt is given up on (its worker went silent, its task was lost): a
+        new attempt takes its place, or the job fails when it has had all its attempts. Copies of
+        the old attempt still queued anywhere are dropped by the worker that takes them, and one
+        still running stops at its next checkpoint; its events change nothing. An attempt that
+        never ran (``counts=False``) does not use up one of the job's attempts."""
+        if counts and job.attempt >= job.max_attempts:
+            Job.update(state=FAILED, error=f"{message} (gave up after {job.attempt} attempts)",
+                       error_kind="retryable", finished_at=now, lease_expires_at=None).where(Job.id == job.id).execute()
+            job.state = FAILED
+            self._settle_dependents(job)
+        else:
+            Job.update(state=PENDING, attempt=job.attempt + 1, progress=0, worker=None, lease_expires_at=None,
+                       max_attempts=job.max_attempts + (0 if counts else 1), not_before=None, error=message,
+                       error_kind="retryable").where(Job.id == job.id).execute()
+        JobEvent.create(job=job, type=event_type, attempt=job.attempt, at=now, worker=job.worker, error=message)
+        self.transport.supersede(self.owner, job.id, job.attempt, EVERY_LANE)
+
     def check_leases(self) -> int:
-        """Queue again the jobs whose worker stopped renewing its lease (killed, machine gone)."""
-        if self.read_only:
+        """Give up on attempts whose worker stopped renewing its lease (killed, machine gone). Judged
+        only once every waiting event is applied, so a backlog never makes a lease look expired."""
+        if self.read_only or not self.caught_up:
             return 0
-        now = time.time()
-        lost = list(Job.select().where(Job.state == PROCESSING, Job.lease_expires_at < now))
+        now = self.clock()
+        deferred = HeldEvent.select(HeldEvent.job_id).where(HeldEvent.kind == DEFERRED, HeldEvent.job_id.is_null(False))
+        lost = list(Job.select().where(Job.state == PROCESSING, Job.lease_expires_at < now, Job.id.not_in(deferred)))
         for job in lost:
-            message = f"the worker running it ({job.worker}) stopped responding"
-            if job.attempt >= job.max_attempts:
-                Job.update(state=FAILED, error=f"{message} (gave up after {job.attempt} attempts)",
-                           error_kind="retryable", finished_at=now).where(Job.id == job.id).execute()
-                job.state = FAILED
-                self._settle_dependents(job)
-            else:
-                Job.update(state=PENDING, attempt=job.attempt + 1, progress=0, worker=None, lease_expires_at=None,
-                           error=message, error_kind="retryable").where(Job.id == job.id).execute()
-            JobEvent.create(job=job, type="lease:expired", attempt=job.attempt, at=now, worker=job.worker,
-                            error=message)
+            self._replace_attempt(job, "lease:expired", f"the worker running it ({job.worker}) stopped responding", now)
         if lost:
             self.dispatch()
         return len(lost)
 
     def check_lost_tasks(self, grace: float | None = None) -> int:
-        """Queue again jobs whose task vanished before any worker reported it (a worker killed the
-        moment it took the task, a delayed retry lost in an outage): the job is still ``queued``, its
-        queue holds nothing at all, and it has been quiet for ``grace`` seconds. A task that was in
-        fact running just runs twice; processors are idempotent and the owner applies one result."""
-        if self.read_only:
+        """Queue again (as a new attempt) jobs whose task vanished before any worker reported it (a
+        worker killed the moment it took the task, a delayed retry lost in an outage, a Redis that
+        lost its data): the job is still ``queued``, its queue holds nothing at all, and it has been
+        quiet for ``grace`` seconds. The queues are counted first and the log is read after, so a
+        task a worker took just before the count has its ``started`` event applied by then."""
+        if self.read_only or not self.caught_up:
             return 0
         grace = 2 * self.settings.lease_seconds if grace is None else grace
-        now = time.time()
         counts = self.transport.queue_counts()
+        self.catch_up()
+        now = self.clock()
         empty = [name for name, t in JOB_TYPES.items()
                  if not counts[t.queue]["waiting"] and not counts[t.queue]["delayed"] and not counts[t.queue]["paused"]]
         lost = list(Job.select().where(Job.state == QUEUED, Job.type.in_(empty),
                                        peewee.fn.MAX(Job.queued_at, peewee.fn.COALESCE(Job.not_before, 0)) < now - grace))
         for job in lost:
-            Job.update(state=PENDING).where(Job.id == job.id, Job.state == QUEUED).execute()
-            JobEvent.create(job=job, type="task:lost", attempt=job.attempt, at=now,
-                            error="its task was lost before it ran; queued again")
+            self._replace_attempt(job, "task:lost", "its task was lost before it ran; queued again", now, counts=False)
         if lost:
             self.dispatch()
         return len(lost)
@@ -508,7 +636,7 @@ class Library:
         retried = []
         with db.atomic():
             for job in query:
-                if job.state not in (FAILED, "cancelled"):
+                if job.state not in (FAILED, CANCELLED):
                     continue
                 self._run_again(job, "retry")
                 retried.append(job)
@@ -525,7 +653,7 @@ class Library:
         Job.update(state=PENDING, attempt=attempt, max_attempts=attempt + self.settings.retry_attempts - 1,
                    priority=PRIORITY_INTERACTIVE, progress=0, error=None, error_kind=None, worker=None,
                    finished_at=None, not_before=None, reused_from=None, result=None).where(Job.id == job.id).execute()
-        JobEvent.create(job=job, type=why, attempt=attempt, at=time.time())
+        JobEvent.create(job=job, type=why, attempt=attempt, at=self.clock())
 
     def reprocess(self, document_ids: Iterable[int]) -> list[Job]:
         """Run every finished job of these documents again from scratch (not reusing earlier results),
@@ -563,7 +691,7 @@ class Library:
             return []
         # The mark first: a worker that dequeues one of these from now on drops it.
         self.transport.cancel_jobs(self.owner, [job.id for job in jobs])
-        now = time.time()
+        now = self.clock()
         with db.atomic():
             for job in jobs:
                 if job.state != PROCESSING:
@@ -583,7 +711,7 @@ class Library:
         else:
             query = query.where(Job.id.in_(list(job_ids)))
         ids = [job.id for job in query]
-        now = time.time()
+        now = self.clock()
         with db.atomic():
             Job.update(state=CANCELLED).where(Job.id.in_(ids)).execute()
             for job_id in ids:
@@ -626,11 +754,13 @@ class Library:
     def maintenance(self, now: float | None = None) -> dict:
         """Trim what is past its retention: finished jobs' timelines here, cancel marks and stale
         workers in the transport. Results and artifacts stay as long as their session does."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         cutoff = now - self.settings.retention_seconds
         old_jobs = Job.select(Job.id).where(Job.state.in_(TERMINAL), Job.finished_at < cutoff)
         timeline = JobEvent.delete().where(JobEvent.job.in_(old_jobs)).execute()
-        trimmed = {"timeline_events": timeline, **self.transport.maintenance(self.settings.retention_seconds, now)}
+        held = HeldEvent.delete().where(HeldEvent.kind == SET_ASIDE, HeldEvent.received_at < cutoff).execute()
+        trimmed = {"timeline_events": timeline, "set_aside_events": held,
+                   **self.transport.maintenance(self.settings.retention_seconds, now)}
         Meta.set_value("maintenance_at", now)
         return trimmed
 
@@ -638,7 +768,7 @@ class Library:
         """Run ``maintenance`` when it last ran more than ``every`` seconds ago."""
         if self.read_only:
             return None
-        if time.time() - float(Meta.get_value("maintenance_at", 0)) < every:
+        if self.clock() - float(Meta.get_value("maintenance_at", 0)) < every:
             return None
         return self.maintenance()
 
@@ -698,7 +828,25 @@ class Library:
 
     def health(self, max_lag: float = 300.0) -> dict:
         # Local workers start with the work, so on the embedded queue no worker is fine when idle.
-        return stats.health(self.transport, max_lag, need_workers=self.local_workers is None)
+        return stats.health(self.transport, max_lag, need_workers=self.local_workers is None, now=self.clock())
+
+    def held_events(self, limit: int | None = 20) -> dict:
+        """The events not applied: how many are set aside and deferred, the newest's age, and the latest."""
+        return stats.held_events(limit, now=self.clock())
+
+    def connect(self, timeout: float = 10.0) -> None:
+        """Make sure the transport answers, waiting up to ``timeout`` seconds for it; a LibraryError
+        saying what to check when it never did (a wrong URL, a server that is not running)."""
+        try:
+            wait_out(self.transport.ping, f"reach {self.transport.describe()}", log,
+                     deadline=time.monotonic() + timeout)
+        except REFUSED_FOR_GOOD as exc:
+            raise LibraryError(f"{self.transport.describe()} refused the connection: {exc}. Check the user and "
+                               "password in the URL (REDIS_URL, --redis, or Settings).") from None
+        except TRANSIENT_ERRORS as exc:
+            raise LibraryError(f"cannot reach {self.transport.describe()} ({describe_error(exc)}). Check that the "
+                               "server runs and the URL is right (REDIS_URL, --redis, or Settings), and that this "
+                               "machine can reach it.") from None
 
     def unfinished(self, session: UploadSession | None = None) -> int:
         query = Job.select().where(Job.state.in_(UNFINISHED))
@@ -707,10 +855,16 @@ class Library:
         return query.count()
 
     def housekeeping(self) -> None:
-        """What an owner does every few seconds: requeue lost jobs, queue what is ready, start local
-        workers, trim what is past its retention. Raises CONNECTION_ERRORS while the transport is down."""
+        """What an owner does every few seconds, and any command that opens the library as its owner
+        does once: apply what waits in the log, give up on silent or lost attempts (only once caught
+        up), apply deferred events, queue what is ready (putting back lost document copies), start
+        local workers, trim what is past its retention. Raises TRANSIENT_ERRORS while the transport
+        is unavailable."""
         if self.read_only:
             return
+        if not self.caught_up:
+            self.catch_up()
+        self.apply_deferred()
         self.check_leases()
         self.check_lost_tasks()
         self.dispatch()
@@ -721,23 +875,24 @@ class Library:
              timeout: float | None = None, on_connection: Callable[[bool, str], None] | None = None) -> bool:
         """Apply events until every job of the session has ended; False on timeout.
 
-        While the transport is unreachable it retries with backoff, telling ``on_connection(False,
+        While the transport is unavailable it retries with backoff, telling ``on_connection(False,
         why)`` once, and ``on_connection(True, ...)`` when it is back; nothing is lost meanwhile."""
         deadline = None if timeout is None else time.monotonic() + timeout
         next_housekeeping = 0.0
         backoff = Backoff(first=0.5, cap=5.0)
         while True:
             try:
-                applied = self.pump(block_ms=250)
+                self.pump(block_ms=250)
                 now = time.monotonic()
-                if applied < self.EVENT_BATCH and now >= next_housekeeping:
+                if self.caught_up and now >= next_housekeeping:
                     self.housekeeping()
                     next_housekeeping = now + 2
-            except CONNECTION_ERRORS as exc:
+            except TRANSIENT_ERRORS as exc:
                 if backoff.failures == 0:
-                    log.warning("lost %s: %s", self.transport.describe(), exc)
+                    why = describe_error(exc)
+                    log.warning("waiting for %s: %s", self.transport.describe(), why)
                     if on_connection:
-                        on_connection(False, f"cannot reach {self.transport.describe()} ({exc}); retrying")
+                        on_connection(False, f"cannot reach {self.transport.describe()} ({why}); retrying")
                 time.sleep(backoff.failed())
                 now = time.monotonic()
             else:

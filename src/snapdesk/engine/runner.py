@@ -1,11 +1,14 @@
-"""Runs one job inside a worker process: fetch the document, run its processor, emit events.
+"""The task body: runs one attempt of a job inside a worker process (fetch the document, run
+its processor) and says how it went in events.
 
-Retries are scheduled here, by the worker, so a retry happens even while the owner is
-closed: a retryable failure with attempts left goes back on its queue after an exponential
-backoff with jitter; anything else ends the job as failed. Every outcome is an event.
+Only the owner makes attempts. A retryable failure with attempts left is reported as
+``job:retrying`` with the backoff to wait (exponential with jitter, or the server's Retry-After);
+the owner queues the next attempt. Anything else ends the job as failed. Every outcome is an event.
 
-A job the owner cancelled never starts, and a running one stops at its next checkpoint (each
-progress report is one); a job dequeued just as its queue was paused goes back untouched.
+A job the owner cancelled, or an attempt it replaced, never starts, and a running one stops at
+its next checkpoint (each progress report is one); a job dequeued just as its queue was paused
+goes back untouched. While the transport is unavailable (down, or refusing writes) the worker
+waits: nothing it dequeued is dropped.
 """
 
 from __future__ import annotations
@@ -24,17 +27,22 @@ from pathlib import Path
 from ..processors.errors import JobError, PermanentError, RetryableError
 from . import events as ev
 from .jobs import JOB_TYPES
-from .transport import CONNECTION_ERRORS, Backoff
+from .retrying import TRANSIENT_ERRORS, describe as describe_error, wait_out
 
 log = logging.getLogger("snapdesk.worker")
 
-PAYLOAD_VERSION = 1
+#: 2: tasks are JSON, and the owner makes retries (a version-1 worker would queue its own).
+PAYLOAD_VERSION = 2
 PROGRESS_INTERVAL = 0.5  # seconds between progress events, milestones aside
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between looks at the cancel marks while a job runs
 
 
 class Cancelled(Exception):
     """The owner cancelled the running job; it stops here and ends as cancelled."""
+
+
+class Superseded(Exception):
+    """The owner replaced this attempt with a newer one; it stops here, and says nothing more."""
 
 
 @dataclass
@@ -51,6 +59,8 @@ class WorkerContext:
     retention_seconds: float = 30 * 86400
     #: The worker's own settings: the LLM endpoint, model and key for summaries.
     settings: object = None
+    #: The clock that stamps events (shown by the owner, never used by it to judge time).
+    clock: object = time.time
 
     def running_by_owner(self) -> dict[str, list[list[int]]]:
         with self.lock:
@@ -67,6 +77,9 @@ def install(context: WorkerContext) -> None:
     """Make this process a worker: jobs dequeued from now on run with this context."""
     global _context
     context.faults = json.loads(os.environ.get("SNAPDESK_TEST_FAULTS") or "{}")
+    skew = float(os.environ.get("SNAPDESK_TEST_CLOCK_SKEW") or 0)  # test hook: a worker whose clock is off
+    if skew:
+        context.clock = lambda: time.time() + skew
     _context = context
 
 
@@ -85,8 +98,9 @@ def run_job(payload: dict) -> None:
     try:
         if not _may_start(ctx, job_type, payload, emit):
             return
-    except CONNECTION_ERRORS as exc:  # cannot tell yet: back on the queue, to be looked at again
-        log.warning("job %s %s goes back on its queue: %s", payload["job_id"], payload["job_type"], exc)
+    except TRANSIENT_ERRORS as exc:  # cannot tell yet: back on the queue, to be looked at again
+        log.warning("job %s %s goes back on its queue: %s", payload["job_id"], payload["job_type"],
+                    describe_error(exc))
         _requeue(ctx, job_type.queue, payload)
         return
     key = (payload["owner"], payload["job_id"])
@@ -94,7 +108,7 @@ def run_job(payload: dict) -> None:
         ctx.running[key] = payload
     started = time.monotonic()
     try:
-        emit(ev.JOB_STARTED)
+        emit(ev.EventType.STARTED)
         if payload.get("v") != PAYLOAD_VERSION or job_type is None:
             raise PermanentError(f"this worker cannot run {payload['job_type']!r} jobs of payload version "
                                  f"{payload.get('v')}: upgrade snapdesk-worker to the app's version")
@@ -103,18 +117,20 @@ def run_job(payload: dict) -> None:
         emit.checkpoint(force=True)
         result, files = job_type.run(source, payload, emit.progress, ctx.settings)
         duration = _ms(started)
-        emit(ev.JOB_COMPLETE, progress=100, duration_ms=duration, result=result,
+        emit(ev.EventType.COMPLETE, progress=100, duration_ms=duration, result=result,
              files={name: base64.b64encode(data).decode("ascii") for name, data in files.items()})
         _log_outcome(payload, "complete", duration)
     except Cancelled:
         duration = _ms(started)
-        emit(ev.JOB_CANCELLED, duration_ms=duration, error="cancelled while it ran")
+        emit(ev.EventType.CANCELLED, duration_ms=duration, error="cancelled while it ran")
         _log_outcome(payload, "cancelled", duration)
+    except Superseded:
+        _log_outcome(payload, "superseded by a newer attempt", _ms(started))
     except JobError as exc:
-        _failed(ctx, payload, emit, exc.kind, str(exc), started, getattr(exc, "retry_after", None))
+        _failed(payload, emit, exc.kind, str(exc), started, getattr(exc, "retry_after", None))
     except Exception as exc:  # a bug or an unforeseen condition: log it whole, retry it
         log.exception("job %s %s raised", payload["job_id"], payload["job_type"])
-        _failed(ctx, payload, emit, "retryable", f"unexpected error: {type(exc).__name__}: {exc}", started)
+        _failed(payload, emit, "retryable", f"unexpected error: {type(exc).__name__}: {exc}", started)
     finally:
         with ctx.lock:
             ctx.running.pop(key, None)
@@ -130,13 +146,14 @@ def _may_start(ctx, job_type, payload, emit) -> bool:
     if job_type.queue in paused:  # dequeued just as the queue was paused: back it goes, untouched
         _requeue(ctx, job_type.queue, payload)
         return False
-    if ctx.transport.is_superseded(payload["owner"], payload["job_id"], payload["attempt"],
-                                   payload.get("priority", 0)):
-        log.info("job %s %s: dropped a copy left behind when the job was moved ahead", payload["job_id"],
-                 payload["job_type"])
+    cancelled, superseded = ctx.transport.job_marks(payload["owner"], payload["job_id"], payload["attempt"],
+                                                    payload.get("priority", 0))
+    if superseded:
+        log.info("job %s %s: dropped a copy left behind (attempt %s was moved ahead, or replaced)",
+                 payload["job_id"], payload["job_type"], payload["attempt"])
         return False
-    if ctx.transport.is_cancelled(payload["owner"], payload["job_id"]):
-        emit(ev.JOB_CANCELLED, error="cancelled before it started")
+    if cancelled:
+        emit(ev.EventType.CANCELLED, error="cancelled before it started")
         _log_outcome(payload, "cancelled", 0)
         return False
     per_minute = payload.get("limits", {}).get("rate_per_minute") if job_type.rate_limited else None
@@ -149,14 +166,9 @@ def _may_start(ctx, job_type, payload, emit) -> bool:
 
 
 def _requeue(ctx, queue: str, payload: dict, delay: float | None = None) -> None:
-    """Put a task (back) on its queue; while the transport is down, keep trying: it must not be lost."""
-    backoff = Backoff()
-    while True:
-        try:
-            ctx.transport.enqueue(queue, payload, priority=payload.get("priority", 0), delay=delay)
-            return
-        except CONNECTION_ERRORS:
-            time.sleep(backoff.failed())
+    """Put a task (back) on its queue; while the transport is unavailable, keep trying: it must not be lost."""
+    wait_out(lambda: ctx.transport.enqueue(queue, payload, priority=payload.get("priority", 0), delay=delay),
+             f"put job {payload['job_id']} back on the {queue} queue", log)
 
 
 def maintain() -> None:
@@ -174,21 +186,18 @@ def _log_outcome(payload: dict, outcome: str, duration: int) -> None:
                     "outcome": outcome})
 
 
-def _failed(ctx, payload, emit, kind, message, started, retry_after=None):
+def _failed(payload, emit, kind, message, started, retry_after=None):
     duration = _ms(started)
     attempt, max_attempts = payload["attempt"], payload["max_attempts"]
     if kind == "retryable" and attempt < max_attempts:
         # The backoff, or longer when the other side said how long to wait (Retry-After).
         delay = max(backoff_seconds(payload["backoff_ms"], attempt), retry_after or 0)
-        # Queue the next attempt first: if the event is lost, the retry still happens and its
-        # own events carry the higher attempt number.
-        _requeue(ctx, JOB_TYPES[payload["job_type"]].queue, {**payload, "attempt": attempt + 1}, delay=delay)
-        emit(ev.JOB_RETRYING, error=message, error_kind=kind, duration_ms=duration, delay_ms=int(delay * 1000))
-        outcome = f"retrying in {delay:.1f} s"
+        emit(ev.EventType.RETRYING, error=message, error_kind=kind, duration_ms=duration, delay_ms=int(delay * 1000))
+        outcome = f"to be retried in {delay:.1f} s"
     else:
         if kind == "retryable":
             message = f"{message} (gave up after {attempt} attempts)"
-        emit(ev.JOB_FAILED, error=message, error_kind=kind, duration_ms=duration)
+        emit(ev.EventType.FAILED, error=message, error_kind=kind, duration_ms=duration)
         outcome = "failed"
     log.warning("job %s %s %s after %d ms: %s", payload["job_id"], payload["job_type"], outcome, duration, message,
                 extra={"job_id": payload["job_id"], "job_type": payload["job_type"], "duration_ms": duration,
@@ -201,18 +210,25 @@ class _Emitter:
         self._last_progress = 0.0
         self._last_cancel_check = time.monotonic()
 
-    def __call__(self, type_: str, **fields) -> None:
-        self.ctx.transport.emit(self.payload["owner"], ev.job_event(type_, self.payload, self.ctx.worker, **fields))
+    def __call__(self, type_: ev.EventType, **fields) -> None:
+        event = ev.job_event(type_, self.payload, self.ctx.worker, **fields)
+        event["ts"] = self.ctx.clock()
+        self.ctx.transport.emit(self.payload["owner"], event)
 
     def checkpoint(self, force: bool = False) -> None:
-        """Raise Cancelled when the owner has cancelled this job (looked up at most every 0.5 s)."""
+        """Raise Cancelled when the owner has cancelled this job, Superseded when it replaced this
+        attempt (looked up at most every 0.5 s)."""
         now = time.monotonic()
         if force or now - self._last_cancel_check >= CANCEL_CHECK_INTERVAL:
             self._last_cancel_check = now
+            p = self.payload
             try:
-                cancelled = self.ctx.transport.is_cancelled(self.payload["owner"], self.payload["job_id"])
-            except CONNECTION_ERRORS:
+                cancelled, superseded = self.ctx.transport.job_marks(p["owner"], p["job_id"], p["attempt"],
+                                                                     p.get("priority", 0))
+            except TRANSIENT_ERRORS:
                 return  # cannot tell now: the job goes on, and the next checkpoint looks again
+            if superseded:
+                raise Superseded()
             if cancelled:
                 raise Cancelled()
 
@@ -222,7 +238,7 @@ class _Emitter:
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_INTERVAL or percent in (25, 50, 75):
             self._last_progress = now
-            self(ev.JOB_PROGRESS, progress=int(percent))
+            self(ev.EventType.PROGRESS, progress=int(percent))
 
 
 def fetch_source(transport, payload: dict) -> bytes:

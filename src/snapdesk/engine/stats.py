@@ -12,7 +12,7 @@ from collections import Counter
 import peewee
 
 from ..config import QUEUES
-from ..store.db import COMPLETE, FAILED, JOB_STATES, QUEUED, Document, Job
+from ..store.db import COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDING, QUEUED, SET_ASIDE, Document, HeldEvent, Job
 from .jobs import JOB_TYPES
 
 #: A worker whose last heartbeat is older than this is not counted as alive.
@@ -49,6 +49,25 @@ def failed_jobs(session_id: int | None = None, limit: int | None = None) -> list
              "attempts": job.attempt, "max_attempts": job.max_attempts, "error": job.error,
              "error_kind": job.error_kind, "worker": job.worker, "finished_at": job.finished_at}
             for job in query]
+
+
+def held_events(limit: int | None = 20, now: float | None = None) -> dict:
+    """Events the owner did not apply: counted by kind, the newest's age, and the latest with their reasons."""
+    now = time.time() if now is None else now
+    counts = Counter(dict(HeldEvent.select(HeldEvent.kind, peewee.fn.COUNT(HeldEvent.id)).group_by(HeldEvent.kind)
+                          .tuples()))
+    newest = {kind: at for kind, at in HeldEvent.select(HeldEvent.kind, peewee.fn.MAX(HeldEvent.received_at))
+              .group_by(HeldEvent.kind).tuples()}
+    oldest = {kind: at for kind, at in HeldEvent.select(HeldEvent.kind, peewee.fn.MIN(HeldEvent.received_at))
+              .group_by(HeldEvent.kind).tuples()}
+    query = HeldEvent.select().order_by(HeldEvent.id.desc())
+    latest = [{"id": h.id, "kind": h.kind, "reason": h.reason, "job_id": h.job_id,
+               "age_seconds": round(now - h.received_at, 1), "event": h.body[:2000]}
+              for h in (query.limit(limit) if limit else query)]
+    return {kind: {"count": counts.get(kind, 0),
+                   "newest_age_seconds": round(now - newest[kind], 1) if kind in newest else None,
+                   "oldest_age_seconds": round(now - oldest[kind], 1) if kind in oldest else None}
+            for kind in (SET_ASIDE, DEFERRED)} | {"latest": latest}
 
 
 def statistics(transport, window: float = 3600.0, now: float | None = None) -> dict:
@@ -89,8 +108,9 @@ def statistics(transport, window: float = 3600.0, now: float | None = None) -> d
                          "worker": j.worker} for j in slowest],
             "errors": [{"error": error, "count": n} for error, n in errors.most_common(10)],
         }
+    held = held_events(limit=0, now=now)
     return {"window_seconds": window, "transport": transport.describe(), "queues": queues,
-            "workers": workers(transport, now)}
+            "workers": workers(transport, now), "held_events": {k: held[k] for k in (SET_ASIDE, DEFERRED)}}
 
 
 def workers(transport, now: float | None = None) -> list[dict]:
@@ -99,7 +119,7 @@ def workers(transport, now: float | None = None) -> list[dict]:
     return [{"id": w["id"], "host": w["host"], "pid": w["pid"], "queues": w.get("queues", []),
              "concurrency": w.get("concurrency", {}), "running": w.get("running", []),
              "paused": w.get("paused", []), "version": w.get("version"),
-             "last_heartbeat": w["last_heartbeat"], "seconds_since_heartbeat": round(now - w["last_heartbeat"], 1)}
+             "last_heartbeat": w["last_heartbeat"], "seconds_since_heartbeat": round(max(0.0, w["age"]), 1)}
             for w in transport.workers(max_age=WORKER_ALIVE_SECONDS)]
 
 
@@ -144,4 +164,25 @@ def health(transport, max_lag: float = 300.0, need_workers: bool = True, now: fl
                      (Job.not_before.is_null()) | (Job.not_before <= now)).scalar())
     lag = 0.0 if oldest is None else max(0.0, now - oldest)
     check("lag", lag <= max_lag, f"the oldest waiting job has waited {lag:.0f} s (limit {max_lag:.0f} s)")
+
+    # Jobs the owner has not handed to a queue though nothing holds them back (no input to wait for,
+    # no retry time ahead): the owner was stopped, or the transport was down when they were made.
+    independent = [name for name, t in JOB_TYPES.items() if not t.after]
+    since = peewee.fn.MIN(peewee.fn.COALESCE(Job.not_before, Job.created_at))
+    ((n_pending, first_pending),) = Job.select(peewee.fn.COUNT(Job.id), since).where(
+        Job.state == PENDING, Job.type.in_(independent), Job.not_before.is_null() | (Job.not_before <= now)).tuples()
+    pending_age = 0.0 if first_pending is None else max(0.0, now - first_pending)
+    check("pending", not n_pending or pending_age <= max_lag,
+          f"{n_pending} job{'s' if n_pending != 1 else ''} ready but not yet on a queue"
+          + (f", the oldest for {pending_age:.0f} s" if n_pending else ""))
+
+    held = held_events(limit=0, now=now)
+    recent = held[SET_ASIDE]["newest_age_seconds"]
+    check("events", recent is None or recent > max_lag,
+          f"{held[SET_ASIDE]['count']} event{'s' if held[SET_ASIDE]['count'] != 1 else ''} set aside"
+          + (f" (the newest {recent:.0f} s ago; see snapdesk jobs --held)" if recent is not None else "")
+          + f"; {held[DEFERRED]['count']} deferred")
+    deferred = held[DEFERRED]["oldest_age_seconds"]
+    if deferred is not None and deferred > max_lag:
+        check("results", False, f"results wait {deferred:.0f} s to be written: is the disk full?")
     return {"ok": all(c["ok"] for c in checks), "transport": transport.describe(), "checks": checks}

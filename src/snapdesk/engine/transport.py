@@ -3,15 +3,23 @@
 | | embedded (default) | redis |
 |---|---|---|
 | task queues | SqliteHuey in ``queue.db`` in the data dir, one Huey per queue | PriorityRedisHuey, one per queue |
-| event log | an append-only table in ``events.db``, read after a cursor | a Redis Stream per owner |
+| event log | an append-only table in ``events.db`` | a Redis Stream per owner |
 | document bytes | the worker reads the original file | the original when readable and unchanged, else a blob in Redis |
 
-Task payloads are pickled by Huey and signed (HMAC-SHA256) with the library's secret or the
-farm's; a worker checks the signature before it unpickles anything.
+Storage knows nothing of what tasks do: the worker hands its task functions to the transport
+(``make_transport(settings, run_job=..., maintain=...)``); an owner only queues them by name.
+
+Everything that decides what a worker does is signed with the library's secret or the farm's:
+task messages (JSON, never pickle, HMAC-SHA256), events (see ``events.py``), and the cancel and
+supersede marks (a mark's name carries its HMAC, so only a holder of the secret can set one).
+The event log holds exactly the events not yet applied: the owner deletes what it applied, and
+always reads from the start, so a log that was recreated (or a server clock that went back) can
+never hide an event behind a stale cursor.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import json
@@ -22,13 +30,16 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import redis
 from huey import PriorityRedisHuey, SqliteHuey, crontab
+from huey.registry import Message
 from huey.serializer import Serializer
 
 from ..config import QUEUES, ConfigError, Settings, redact_url
 from . import events as ev
+from .retrying import parser_for, wait_out
 
 log = logging.getLogger("snapdesk.transport")
 
@@ -42,36 +53,28 @@ MAINTENANCE_TASK_NAME = "maintenance"
 MAINTENANCE_SCHEDULE = crontab(minute="*/15")
 #: Registry entries of workers silent for longer than this are removed.
 STALE_WORKER_SECONDS = 24 * 3600
+#: A supersede mark for every lane of an attempt (the attempt itself was replaced by a newer one).
+EVERY_LANE = -1
 
 
-#: What a transport raises when its server or files cannot be reached for now: try again later.
-CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, sqlite3.OperationalError)
+class RawEvent(NamedTuple):
+    """An entry of an owner's event log, as stored: opened (checked) by ``events.open_sealed``."""
 
-
-class Backoff:
-    """Waits that double from ``first`` up to ``cap`` seconds while something keeps failing."""
-
-    def __init__(self, first: float = 0.2, cap: float = 5.0):
-        self.first, self.cap = first, cap
-        self.failures = 0
-
-    def failed(self) -> float:
-        """Count a failure; returns how long to wait before the next try."""
-        self.failures += 1
-        return min(self.cap, self.first * 2 ** (self.failures - 1))
-
-    def succeeded(self) -> bool:
-        """Count a success; True when it ends a run of failures (a reconnection)."""
-        was_failing, self.failures = self.failures > 0, 0
-        return was_failing
+    id: str
+    body: bytes
+    mac: str | None
 
 
 class SignatureError(ValueError):
-    """A task payload was unsigned or its signature did not match: it is dropped, never run."""
+    """A task message was unsigned or its signature did not match: it is dropped, never run."""
 
 
 class SignedSerializer(Serializer):
-    """Pickle, then sign with HMAC-SHA256; verify before unpickling."""
+    """Task messages as JSON, signed with HMAC-SHA256; the signature is checked before anything is read.
+
+    JSON, not pickle: a holder of the secret can ask a worker to run a job, never to run code."""
+
+    _FIELDS = Message._fields
 
     def __init__(self, secret: str):
         super().__init__()
@@ -80,14 +83,29 @@ class SignedSerializer(Serializer):
         self._key = hashlib.sha256(b"snapdesk-task:" + secret.encode()).digest()
 
     def _serialize(self, data):
-        body = super()._serialize(data)
+        if not isinstance(data, Message) or data.on_complete or data.on_error or data.chord_config:
+            raise TypeError("only plain task messages travel on SnapDesk's queues")
+        fields = data._asdict()
+        for name in ("eta", "expires_resolved"):
+            if isinstance(fields[name], datetime.datetime):
+                fields[name] = {"datetime": fields[name].isoformat()}
+        fields["args"] = list(fields["args"] or ())
+        body = json.dumps(fields, separators=(",", ":")).encode()
         return hmac.new(self._key, body, hashlib.sha256).digest() + body
 
     def _deserialize(self, data):
         mac, body = bytes(data[:32]), bytes(data[32:])
         if len(data) < 32 or not hmac.compare_digest(mac, hmac.new(self._key, body, hashlib.sha256).digest()):
             raise SignatureError("rejected a task with a missing or forged signature")
-        return super()._deserialize(body)
+        try:
+            fields = json.loads(body)
+            for name in ("eta", "expires_resolved"):
+                if isinstance(fields.get(name), dict):
+                    fields[name] = datetime.datetime.fromisoformat(fields[name]["datetime"])
+            fields["args"] = tuple(fields.get("args") or ())
+            return Message(**{k: v for k, v in fields.items() if k in self._FIELDS})
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SignatureError(f"rejected a signed task that is not a task message ({exc})") from None
 
 
 def library_secret(data_dir: Path) -> str:
@@ -108,16 +126,34 @@ def library_secret(data_dir: Path) -> str:
     return value
 
 
+def _not_in_this_process(*args, **kwargs):
+    raise RuntimeError("jobs run only inside snapdesk-worker")
+
+
+def _task(func: Callable) -> Callable:
+    """``func`` under the one name its task has in every process: Huey knows a task by its
+    function's module and name, and an owner queues what only a worker defines."""
+    def task(*args, **kwargs):
+        return func(*args, **kwargs)
+    task.__module__ = "snapdesk"
+    return task
+
+
 class Transport:
     """What the owner and the workers share. Subclasses fill in storage."""
 
     name = "base"
 
-    def __init__(self, settings: Settings, secret: str):
+    def __init__(self, settings: Settings, secret: str, run_job: Callable | None = None,
+                 maintain: Callable | None = None):
         self.settings = settings
         self.serializer = SignedSerializer(secret)
-        self._hueys = {}
-        self._maintenance = {}
+        self.event_key = ev.event_key(secret)
+        self._mark_key = hashlib.sha256(b"snapdesk-mark:" + secret.encode()).digest()
+        self._tasks = {TASK_NAME: _task(run_job or _not_in_this_process),
+                       MAINTENANCE_TASK_NAME: _task(maintain or _not_in_this_process)}
+        self._hueys: dict = {}
+        self._maintenance: dict = {}
         self._lock = threading.Lock()
 
     # -- task queues -------------------------------------------------------------------
@@ -133,11 +169,10 @@ class Transport:
             raise ValueError(f"unknown queue {queue!r}; the queues are {', '.join(QUEUES)}")
         with self._lock:
             if queue not in self._hueys:
-                from .runner import maintain, run_job  # the one task every queue runs, and the cleanup
-
                 huey = self._make_huey(queue)
+                maintain = self._tasks[MAINTENANCE_TASK_NAME]
                 self._maintenance[queue] = huey.periodic_task(MAINTENANCE_SCHEDULE, name=MAINTENANCE_TASK_NAME)(maintain)
-                self._hueys[queue] = (huey, huey.task(name=TASK_NAME)(run_job))
+                self._hueys[queue] = (huey, huey.task(name=TASK_NAME)(self._tasks[TASK_NAME]))
             return self._hueys[queue]
 
     def enqueue_maintenance(self, queue: str) -> None:
@@ -148,7 +183,7 @@ class Transport:
     def enqueue(self, queue: str, payload: dict, priority: int = PRIORITY_BATCH, delay: float | None = None) -> None:
         """Put a job on its queue, to run now or after ``delay`` seconds."""
         huey, task = self._queue(queue)
-        if delay:
+        if delay and delay > 0:
             task.schedule(args=(payload,), delay=delay, priority=priority)
         else:
             huey.enqueue(task.s(payload, priority=priority))
@@ -161,58 +196,89 @@ class Transport:
 
     # -- control: shared by every worker, kept across restarts ------------------------
     def set_paused(self, queue: str, paused: bool) -> None:
-        """Pause a queue (workers finish what they run and take nothing new from it) or resume it."""
+        """Pause a queue (workers finish what they run and take nothing new from it) or resume it.
+        A pause is farm-wide: every desktop's jobs on that queue wait."""
         raise NotImplementedError
 
     def paused_queues(self) -> set[str]:
         raise NotImplementedError
 
+    def _mark(self, owner: str, *parts: int) -> str:
+        """A mark's name: the numbers it is about and their HMAC, so that only a holder of the
+        secret can make one that a worker obeys."""
+        name = ":".join(str(int(p)) for p in parts)
+        return f"{name}:{hmac.new(self._mark_key, f'{owner}:{name}'.encode(), hashlib.sha256).hexdigest()[:32]}"
+
+    def _add_marks(self, owner: str, kind: str, names: list[str]) -> None:
+        raise NotImplementedError
+
+    def _remove_marks(self, owner: str, kind: str, names: list[str]) -> None:
+        raise NotImplementedError
+
+    def _have_marks(self, owner: str, wanted: list[tuple[str, str]]) -> list[bool]:
+        raise NotImplementedError
+
     def cancel_jobs(self, owner: str, job_ids: list[int]) -> None:
         """Mark jobs cancelled: a worker that dequeues one drops it, one that runs it stops at a checkpoint."""
-        raise NotImplementedError
+        if job_ids:
+            self._add_marks(owner, "cancelled", [self._mark(owner, j) for j in job_ids])
 
     def uncancel_jobs(self, owner: str, job_ids: list[int]) -> None:
-        raise NotImplementedError
+        if job_ids:
+            self._remove_marks(owner, "cancelled", [self._mark(owner, j) for j in job_ids])
+
+    def supersede(self, owner: str, job_id: int, attempt: int, priority: int = EVERY_LANE) -> None:
+        """This attempt of the job is superseded, in one lane (it was queued again in a higher one,
+        because a person opened its document) or in every lane (a newer attempt replaced it). A
+        worker that takes a superseded copy drops it; one that runs it stops at its next checkpoint."""
+        self._add_marks(owner, "superseded", [self._mark(owner, job_id, attempt, priority)])
+
+    def job_marks(self, owner: str, job_id: int, attempt: int, priority: int) -> tuple[bool, bool]:
+        """(cancelled, superseded) for a copy of a job's attempt queued at ``priority``: one look."""
+        cancelled, lane, every = self._have_marks(owner, [
+            ("cancelled", self._mark(owner, job_id)), ("superseded", self._mark(owner, job_id, attempt, priority)),
+            ("superseded", self._mark(owner, job_id, attempt, EVERY_LANE))])
+        return cancelled, lane or every
 
     def is_cancelled(self, owner: str, job_id: int) -> bool:
-        raise NotImplementedError
-
-    def supersede(self, owner: str, job_id: int, attempt: int, priority: int) -> None:
-        """The copy of a job's attempt queued at ``priority`` is superseded: it was queued again in a
-        higher lane (a person opened its document). A worker that takes the old copy drops it."""
-        raise NotImplementedError
-
-    def is_superseded(self, owner: str, job_id: int, attempt: int, priority: int) -> bool:
-        raise NotImplementedError
+        return self._have_marks(owner, [("cancelled", self._mark(owner, job_id))])[0]
 
     def ping(self) -> None:
         """Raise when the transport cannot be used (server down, folder unreadable)."""
         raise NotImplementedError
 
     def acquire_rate(self, name: str, per_minute: int) -> float:
-        """Take a slot of a rate limit shared by every worker: 0 when taken, else seconds to wait."""
+        """Take a slot of a rate limit shared by every worker of the farm (every desktop's jobs):
+        0 when taken, else seconds to wait."""
         raise NotImplementedError
 
     def maintenance(self, retention_seconds: float, now: float | None = None) -> dict:
-        """Trim what nobody needs any more: cancel marks older than the retention, stale worker entries.
+        """Trim what nobody needs any more: marks older than the retention, stale worker entries.
 
         Events are never trimmed here: each stays until its owner has applied it. Returns counts."""
         raise NotImplementedError
 
     # -- events ------------------------------------------------------------------------
     def emit(self, owner: str, event: dict, retry: bool = True) -> None:
-        """Append an event to the owner's log. With ``retry`` (job events), keep trying while the
-        transport is unreachable; without (heartbeats, which the next one replaces), raise."""
+        """Append a sealed event to the owner's log. With ``retry`` (job events), wait while the
+        transport cannot take it; without (heartbeats, which the next one replaces), raise."""
+        body, mac = ev.seal(self.event_key, event)
+        if retry:
+            wait_out(lambda: self.append_event(owner, body, mac), "send an event", log)
+        else:
+            self.append_event(owner, body, mac)
+
+    def append_event(self, owner: str, body: bytes, mac: str | None) -> None:
+        """Append an entry to the log as it is (``emit`` seals events first)."""
         raise NotImplementedError
 
-    def read_events(self, owner: str, after: str, block_ms: int = 0, count: int = 500) -> list[tuple[str, dict]]:
+    def read_events(self, owner: str, block_ms: int = 0, count: int = 500) -> list[RawEvent]:
+        """The oldest ``count`` entries of the owner's log (waiting up to ``block_ms`` for one). The
+        log holds only what the owner has not applied yet, so it is always read from its start."""
         raise NotImplementedError
 
     def ack_events(self, owner: str, ids: list[str]) -> None:
-        raise NotImplementedError
-
-    @property
-    def initial_cursor(self) -> str:
+        """Delete applied (or set aside) entries from the log."""
         raise NotImplementedError
 
     # -- workers -----------------------------------------------------------------------
@@ -235,6 +301,10 @@ class Transport:
     def delete_blob(self, owner: str, sha256: str) -> None:
         pass
 
+    def missing_blobs(self, owner: str, shas: list[str]) -> set[str]:
+        """Those of ``shas`` whose copy is not in the transport (expired, or the server lost it)."""
+        return set()
+
     @property
     def uses_blobs(self) -> bool:
         return False
@@ -254,24 +324,23 @@ class EmbeddedTransport(Transport):
     #: How often an idle reader looks for new events or tasks (seconds).
     poll_interval = 0.01
 
-    def __init__(self, settings: Settings, secret: str | None = None):
+    def __init__(self, settings: Settings, secret: str | None = None, **tasks):
         self.data_dir = Path(settings.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        super().__init__(settings, secret or library_secret(self.data_dir))
+        super().__init__(settings, secret or library_secret(self.data_dir), **tasks)
         self._local = threading.local()
         with self._db() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS event (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                          "owner TEXT NOT NULL, body TEXT NOT NULL)")
+            if "mac" not in {row[1] for row in conn.execute("PRAGMA table_info(event)")}:
+                conn.execute("ALTER TABLE event ADD COLUMN mac TEXT")
             conn.execute("CREATE INDEX IF NOT EXISTS event_owner_id ON event (owner, id)")
             conn.execute("CREATE TABLE IF NOT EXISTS worker (id TEXT PRIMARY KEY, seen REAL NOT NULL, "
                          "body TEXT NOT NULL)")
             conn.execute("CREATE TABLE IF NOT EXISTS paused (queue TEXT PRIMARY KEY)")
             conn.execute("CREATE TABLE IF NOT EXISTS rate (name TEXT NOT NULL, at REAL NOT NULL)")
-            conn.execute("CREATE TABLE IF NOT EXISTS cancelled (owner TEXT NOT NULL, job_id INTEGER NOT NULL, "
-                         "at REAL NOT NULL, PRIMARY KEY (owner, job_id))")
-            conn.execute("CREATE TABLE IF NOT EXISTS superseded (owner TEXT NOT NULL, job_id INTEGER NOT NULL, "
-                         "attempt INTEGER NOT NULL, priority INTEGER NOT NULL, at REAL NOT NULL, "
-                         "PRIMARY KEY (owner, job_id, attempt, priority))")
+            conn.execute("CREATE TABLE IF NOT EXISTS mark (owner TEXT NOT NULL, kind TEXT NOT NULL, "
+                         "name TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (owner, kind, name))")
 
     def _make_huey(self, queue):
         return SqliteHuey(name=queue, filename=str(self.data_dir / "queue.db"), results=False,
@@ -287,25 +356,23 @@ class EmbeddedTransport(Transport):
             self._local.conn = conn
         return conn
 
-    @property
-    def initial_cursor(self) -> str:
-        return "0"
+    def append_event(self, owner, body, mac):
+        self._db().execute("INSERT INTO event (owner, body, mac) VALUES (?, ?, ?)",
+                           (owner, body.decode("utf-8", "replace") if isinstance(body, bytes) else body, mac))
 
-    def emit(self, owner, event, retry=True):
-        self._db().execute("INSERT INTO event (owner, body) VALUES (?, ?)", (owner, ev.encode(event)))
-
-    def read_events(self, owner, after, block_ms=0, count=500):
+    def read_events(self, owner, block_ms=0, count=500):
         deadline = time.monotonic() + block_ms / 1000
         while True:
-            rows = self._db().execute("SELECT id, body FROM event WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
-                                      (owner, int(after), count)).fetchall()
+            rows = self._db().execute("SELECT id, body, mac FROM event WHERE owner = ? ORDER BY id LIMIT ?",
+                                      (owner, count)).fetchall()
             if rows or time.monotonic() >= deadline:
-                return [(str(i), ev.decode(body)) for i, body in rows]
+                return [RawEvent(str(i), body.encode() if isinstance(body, str) else bytes(body), mac)
+                        for i, body, mac in rows]
             time.sleep(self.poll_interval)
 
     def ack_events(self, owner, ids):
         if ids:
-            self._db().execute("DELETE FROM event WHERE owner = ? AND id <= ?", (owner, max(int(i) for i in ids)))
+            self._db().executemany("DELETE FROM event WHERE owner = ? AND id = ?", [(owner, int(i)) for i in ids])
 
     def heartbeat(self, info):
         self._db().execute("INSERT OR REPLACE INTO worker (id, seen, body) VALUES (?, ?, ?)",
@@ -317,7 +384,7 @@ class EmbeddedTransport(Transport):
     def workers(self, max_age=30.0):
         now = time.time()
         rows = self._db().execute("SELECT seen, body FROM worker WHERE seen >= ? ORDER BY id", (now - max_age,))
-        return [{**json.loads(body), "last_heartbeat": seen} for seen, body in rows]
+        return [{**json.loads(body), "last_heartbeat": seen, "age": now - seen} for seen, body in rows]
 
     def set_paused(self, queue, paused):
         self._queue(queue)  # checks the name
@@ -329,27 +396,20 @@ class EmbeddedTransport(Transport):
     def paused_queues(self):
         return {q for (q,) in self._db().execute("SELECT queue FROM paused")}
 
-    def cancel_jobs(self, owner, job_ids):
+    def _add_marks(self, owner, kind, names):
         now = time.time()
-        self._db().executemany("INSERT OR REPLACE INTO cancelled (owner, job_id, at) VALUES (?, ?, ?)",
-                               [(owner, int(j), now) for j in job_ids])
+        self._db().executemany("INSERT OR REPLACE INTO mark (owner, kind, name, at) VALUES (?, ?, ?, ?)",
+                               [(owner, kind, name, now) for name in names])
 
-    def uncancel_jobs(self, owner, job_ids):
-        self._db().executemany("DELETE FROM cancelled WHERE owner = ? AND job_id = ?",
-                               [(owner, int(j)) for j in job_ids])
+    def _remove_marks(self, owner, kind, names):
+        self._db().executemany("DELETE FROM mark WHERE owner = ? AND kind = ? AND name = ?",
+                               [(owner, kind, name) for name in names])
 
-    def is_cancelled(self, owner, job_id):
-        return self._db().execute("SELECT 1 FROM cancelled WHERE owner = ? AND job_id = ?",
-                                  (owner, int(job_id))).fetchone() is not None
-
-    def supersede(self, owner, job_id, attempt, priority):
-        self._db().execute("INSERT OR REPLACE INTO superseded (owner, job_id, attempt, priority, at) "
-                           "VALUES (?, ?, ?, ?, ?)", (owner, int(job_id), int(attempt), int(priority), time.time()))
-
-    def is_superseded(self, owner, job_id, attempt, priority):
-        return self._db().execute("SELECT 1 FROM superseded WHERE owner = ? AND job_id = ? AND attempt = ? "
-                                  "AND priority = ?", (owner, int(job_id), int(attempt), int(priority))
-                                  ).fetchone() is not None
+    def _have_marks(self, owner, wanted):
+        found = {(kind, name) for kind, name in self._db().execute(
+            "SELECT kind, name FROM mark WHERE owner = ? AND name IN (%s)" % ",".join("?" * len(wanted)),
+            (owner, *[name for _, name in wanted]))}
+        return [w in found for w in wanted]
 
     def ping(self):
         self._db().execute("SELECT 1 FROM event LIMIT 1").fetchall()
@@ -377,10 +437,9 @@ class EmbeddedTransport(Transport):
     def maintenance(self, retention_seconds, now=None):
         now = time.time() if now is None else now
         conn = self._db()
-        cancel_marks = conn.execute("DELETE FROM cancelled WHERE at < ?", (now - retention_seconds,)).rowcount
-        cancel_marks += conn.execute("DELETE FROM superseded WHERE at < ?", (now - retention_seconds,)).rowcount
+        marks = conn.execute("DELETE FROM mark WHERE at < ?", (now - retention_seconds,)).rowcount
         workers = conn.execute("DELETE FROM worker WHERE seen < ?", (now - STALE_WORKER_SECONDS,)).rowcount
-        return {"cancel_marks": cancel_marks, "workers": workers}
+        return {"cancel_marks": marks, "workers": workers}
 
     def put_blob(self, owner, sha256, data):
         raise NotImplementedError("the embedded transport reads documents from their files")
@@ -400,15 +459,18 @@ class RedisTransport(Transport):
     PREFIX = "snapdesk"
     BLOB_TTL = 7 * 24 * 3600  # a blob outlives any job that needs it; the owner deletes it before that
 
-    def __init__(self, settings: Settings, secret: str | None = None):
+    def __init__(self, settings: Settings, secret: str | None = None, **tasks):
         secret = secret or settings.secret
         if not secret:
             raise ConfigError("Redis mode needs the farm's shared secret: set SNAPDESK_SECRET "
                               "(the same value for the app and on every worker)")
-        super().__init__(settings, secret)
-        # redis-py defaults to a 5 s socket timeout; blocking reads here wait at most 5 s.
+        super().__init__(settings, secret, **tasks)
+        protocol = redis.connection.parse_url(settings.redis_url).get("protocol") if "://" in settings.redis_url else None
+        # redis-py defaults to a 5 s socket timeout; blocking reads here wait at most 5 s. The parser
+        # names the error replies that mean "not now" (MISCONF, BUSY), so they are waited out.
         self.pool = redis.ConnectionPool.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=10,
-                                                  health_check_interval=15)
+                                                  health_check_interval=15,
+                                                  parser_class=parser_for(protocol))
         self.redis = redis.Redis(connection_pool=self.pool)
 
     def _make_huey(self, queue):
@@ -418,39 +480,33 @@ class RedisTransport(Transport):
     def _key(self, *parts) -> str:
         return ":".join((self.PREFIX, *parts))
 
-    @property
-    def initial_cursor(self) -> str:
-        return "0-0"
+    def append_event(self, owner, body, mac):
+        fields = {"e": body}
+        if mac is not None:
+            fields["s"] = mac
+        self.redis.xadd(self._key("events", owner), fields)
 
-    def emit(self, owner, event, retry=True):
-        backoff = Backoff()
-        while True:
-            try:
-                self.redis.xadd(self._key("events", owner), {"e": ev.encode(event)})
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if not retry:
-                    raise
-                if backoff.failures == 0:
-                    log.warning("cannot reach Redis to send an event (%s); retrying until it is back", exc)
-                time.sleep(backoff.failed())
-                continue
-            if backoff.succeeded():
-                log.info("Redis is back; the event is sent")
-            return
-
-    def read_events(self, owner, after, block_ms=0, count=500):
-        reply = self.redis.xread({self._key("events", owner): after}, count=count, block=block_ms or None)
+    def read_events(self, owner, block_ms=0, count=500):
+        reply = self.redis.xread({self._key("events", owner): "0-0"}, count=count, block=block_ms or None)
         if not reply:
             return []
         _, entries = reply[0]
-        return [(entry_id.decode(), ev.decode(fields[b"e"])) for entry_id, fields in entries]
+        return [RawEvent(entry_id.decode(), fields.get(b"e", b""),
+                         fields[b"s"].decode("ascii", "replace") if b"s" in fields else None)
+                for entry_id, fields in entries]
 
     def ack_events(self, owner, ids):
         if ids:
             self.redis.xdel(self._key("events", owner), *ids)
 
+    def _server_time(self) -> float:
+        """The Redis server's clock: workers' registry entries are stamped and judged on it, so a
+        worker whose own clock is off is neither dead nor immortal."""
+        seconds, micros = self.redis.time()
+        return seconds + micros / 1e6
+
     def heartbeat(self, info):
-        now = time.time()
+        now = self._server_time()
         pipe = self.redis.pipeline()
         pipe.hset(self._key("workers"), info["id"], json.dumps(info))
         pipe.zadd(self._key("workers", "seen"), {info["id"]: now})
@@ -463,12 +519,13 @@ class RedisTransport(Transport):
         pipe.execute()
 
     def workers(self, max_age=30.0):
-        now = time.time()
+        now = self._server_time()
         live = self.redis.zrangebyscore(self._key("workers", "seen"), now - max_age, "+inf", withscores=True)
         if not live:
             return []
         bodies = self.redis.hmget(self._key("workers"), [w for w, _ in live])
-        return [{**json.loads(body), "last_heartbeat": seen} for (_, seen), body in zip(live, bodies) if body]
+        return [{**json.loads(body), "last_heartbeat": seen, "age": now - seen}
+                for (_, seen), body in zip(live, bodies) if body]
 
     @property
     def uses_blobs(self) -> bool:
@@ -483,6 +540,14 @@ class RedisTransport(Transport):
     def delete_blob(self, owner, sha256):
         self.redis.delete(self._key("blob", owner, sha256))
 
+    def missing_blobs(self, owner, shas):
+        if not shas:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for sha in shas:
+            pipe.exists(self._key("blob", owner, sha))
+        return {sha for sha, there in zip(shas, pipe.execute()) if not there}
+
     def set_paused(self, queue, paused):
         self._queue(queue)  # checks the name
         (self.redis.sadd if paused else self.redis.srem)(self._key("paused"), queue)
@@ -490,23 +555,18 @@ class RedisTransport(Transport):
     def paused_queues(self):
         return {q.decode() for q in self.redis.smembers(self._key("paused"))}
 
-    def cancel_jobs(self, owner, job_ids):
-        if job_ids:
-            self.redis.zadd(self._key("cancelled", owner), {str(j): time.time() for j in job_ids})
+    def _add_marks(self, owner, kind, names):
+        now = time.time()
+        self.redis.zadd(self._key(kind, owner), {name: now for name in names})
 
-    def uncancel_jobs(self, owner, job_ids):
-        if job_ids:
-            self.redis.zrem(self._key("cancelled", owner), *[str(j) for j in job_ids])
+    def _remove_marks(self, owner, kind, names):
+        self.redis.zrem(self._key(kind, owner), *names)
 
-    def is_cancelled(self, owner, job_id):
-        return self.redis.zscore(self._key("cancelled", owner), str(job_id)) is not None
-
-    def supersede(self, owner, job_id, attempt, priority):
-        self.redis.zadd(self._key("superseded", owner), {f"{int(job_id)}:{int(attempt)}:{int(priority)}": time.time()})
-
-    def is_superseded(self, owner, job_id, attempt, priority):
-        member = f"{int(job_id)}:{int(attempt)}:{int(priority)}"
-        return self.redis.zscore(self._key("superseded", owner), member) is not None
+    def _have_marks(self, owner, wanted):
+        pipe = self.redis.pipeline(transaction=False)
+        for kind, name in wanted:
+            pipe.zscore(self._key(kind, owner), name)
+        return [score is not None for score in pipe.execute()]
 
     def ping(self):
         self.redis.ping()
@@ -531,14 +591,14 @@ class RedisTransport(Transport):
 
     def maintenance(self, retention_seconds, now=None):
         now = time.time() if now is None else now
-        cancel_marks = 0
+        marks = 0
         for kind in ("cancelled", "superseded"):
             for key in self.redis.scan_iter(match=self._key(kind, "*"), count=100):
-                cancel_marks += self.redis.zremrangebyscore(key, 0, now - retention_seconds)
+                marks += self.redis.zremrangebyscore(key, 0, now - retention_seconds)
         stale = [w.decode() for w in self.redis.zrangebyscore(self._key("workers", "seen"), 0, now - STALE_WORKER_SECONDS)]
         for worker_id in stale:
             self.remove_worker(worker_id)
-        return {"cancel_marks": cancel_marks, "workers": len(stale)}
+        return {"cancel_marks": marks, "workers": len(stale)}
 
     def close(self):
         super().close()
@@ -548,8 +608,8 @@ class RedisTransport(Transport):
         return f"redis {redact_url(self.settings.redis_url)}"
 
 
-def make_transport(settings: Settings) -> Transport:
-    """The transport the settings ask for."""
+def make_transport(settings: Settings, run_job: Callable | None = None, maintain: Callable | None = None) -> Transport:
+    """The transport the settings ask for. A worker passes its task functions; an owner only queues."""
     if settings.redis_url:
-        return RedisTransport(settings)
-    return EmbeddedTransport(settings)
+        return RedisTransport(settings, run_job=run_job, maintain=maintain)
+    return EmbeddedTransport(settings, run_job=run_job, maintain=maintain)

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal
 from ..config import Settings
 from ..engine.importer import found_batches
 from ..engine.library import Library
-from ..engine.transport import CONNECTION_ERRORS
+from ..engine.retrying import TRANSIENT_ERRORS
 from ..store.db import Job, JobEvent, UploadSession
 from . import rows
 
@@ -39,12 +39,11 @@ class _TrackingLibrary(Library):
         self.touched_docs: set[int] = set()
         self.touched_sessions: set[int] = set()
 
-    def apply(self, event: dict) -> None:
-        super().apply(event)
-        if event.get("document_id") is not None:
-            self.touched_docs.add(event["document_id"])
-        if event.get("session_id") is not None:
-            self.touched_sessions.add(event["session_id"])
+    def apply(self, event, now=None) -> None:
+        super().apply(event, now)
+        if getattr(event, "document_id", None) is not None:
+            self.touched_docs.add(event.document_id)
+            self.touched_sessions.add(event.session_id)
 
     def touch_jobs(self, job_ids) -> None:
         for doc_id, session_id in Job.select(Job.document, Job.session).where(Job.id.in_(list(job_ids))).tuples():
@@ -185,7 +184,7 @@ class LibraryOwner(QObject):
         def op(lib: _TrackingLibrary):
             try:
                 lib.prioritise([doc_id])
-            except CONNECTION_ERRORS as exc:  # the details still show; the jobs keep their place
+            except TRANSIENT_ERRORS as exc:  # the details still show; the jobs keep their place
                 log.warning("could not move the jobs of document %s ahead: %s", doc_id, exc)
             return rows.document_details(doc_id)
         self.call(op, on_done)
@@ -280,7 +279,7 @@ class LibraryOwner(QObject):
             ran = self._run_ops(lib)
             try:
                 lib.pump(block_ms=0 if ran else self.BLOCK_MS)
-            except CONNECTION_ERRORS as exc:  # Redis gone: the status bar says so; the log keeps the events
+            except TRANSIENT_ERRORS as exc:  # Redis gone: the status bar says so; the log keeps the events
                 log.warning("cannot read events: %s", exc)
                 self._stop.wait(1)
             except Exception:
@@ -336,17 +335,14 @@ class LibraryOwner(QObject):
         status: dict = {"transport": lib.transport.describe(), "error": None}
         try:
             started = time.time()
-            if lib.check_leases():
-                lost = JobEvent.select(JobEvent.job).where(JobEvent.type == "lease:expired", JobEvent.at >= started)
-                lib.touch_jobs([job_id for (job_id,) in lost.tuples()])
-            lib.check_lost_tasks()
-            lib.dispatch()
-            lib.ensure_workers()
-            lib.maybe_maintain()
+            lib.housekeeping()
+            given_up = JobEvent.select(JobEvent.job).where(JobEvent.type.in_(("lease:expired", "task:lost")),
+                                                           JobEvent.at >= started)
+            lib.touch_jobs([job_id for (job_id,) in given_up.tuples()])
             status["workers"] = lib.transport.workers()
             status["queues"] = lib.transport.queue_counts()
             status["throughput"] = rows.throughput()
-        except CONNECTION_ERRORS as exc:
+        except TRANSIENT_ERRORS as exc:
             log.warning("housekeeping: %s", exc)
             status["error"] = str(exc)
             status["disconnected"] = True

@@ -129,7 +129,21 @@ class Artifact(BaseModel):
         indexes = ((("job", "name"), True),)
 
 
-MODELS = [Meta, UploadSession, Document, Job, JobEvent, Artifact]
+class HeldEvent(BaseModel):
+    """An event the owner did not apply: ``set_aside`` for good (forged, malformed, not matching its
+    job), or ``deferred`` (its result files could not be written yet; applied again later)."""
+
+    kind = peewee.TextField(index=True)
+    reason = peewee.TextField()
+    #: On the owner's clock.
+    received_at = peewee.FloatField()
+    job_id = peewee.IntegerField(null=True)
+    body = peewee.TextField()
+
+
+SET_ASIDE, DEFERRED = "set_aside", "deferred"
+
+MODELS = [Meta, UploadSession, Document, Job, JobEvent, Artifact, HeldEvent]
 
 
 def open_db(path: Path) -> peewee.SqliteDatabase:

@@ -29,7 +29,8 @@ from ..engine import events as ev
 from ..engine import runner
 from ..engine.jobs import JOB_TYPES
 from ..engine.local_workers import lock_path, try_lock
-from ..engine.transport import CONNECTION_ERRORS, TASK_NAME, Backoff, SignatureError, make_transport
+from ..engine.retrying import TRANSIENT_ERRORS, Backoff, describe as describe_error, wait_out
+from ..engine.transport import TASK_NAME, SignatureError, make_transport
 
 log = logging.getLogger("snapdesk.worker")
 
@@ -53,7 +54,7 @@ class _NoConnectionTracebacks(logging.Filter):
     said once that it is retrying, so those records go."""
 
     def filter(self, record):
-        return not (record.exc_info and isinstance(record.exc_info[1], CONNECTION_ERRORS))
+        return not (record.exc_info and isinstance(record.exc_info[1], TRANSIENT_ERRORS))
 
 
 def setup_logging(json_logs: bool, log_file: str | None, level=logging.INFO) -> None:
@@ -81,9 +82,9 @@ class _PausableWorker(HueyWorker):
             return
         try:
             task = self.huey.dequeue()
-        except CONNECTION_ERRORS as exc:
+        except TRANSIENT_ERRORS as exc:
             if self.outage.failures == 0:
-                log.warning("cannot read the %s queue (%s); retrying with backoff", self.huey.name, exc)
+                log.warning("cannot read the %s queue (%s); retrying with backoff", self.huey.name, describe_error(exc))
             self.stop_flag.wait(self.outage.failed())
             return
         except SignatureError as exc:  # forged or unsigned: dropped, never unpickled, never run
@@ -209,9 +210,10 @@ class Worker:
                     elif now - idle_since >= self.idle_exit:
                         log.info("no work for %.0f s, exiting", self.idle_exit)
                         break
-            except CONNECTION_ERRORS as exc:  # the jobs go on; heartbeats resume when the transport is back
+            except TRANSIENT_ERRORS as exc:  # the jobs go on; heartbeats resume when the transport is back
                 if backoff.failures == 0:
-                    log.warning("cannot reach %s (%s); retrying with backoff", self.transport.describe(), exc)
+                    log.warning("cannot use %s (%s); retrying with backoff", self.transport.describe(),
+                                describe_error(exc))
                 retry_at = now + backoff.failed()
                 continue
             except Exception:  # a bug must not kill the worker either; try again next round
@@ -261,24 +263,33 @@ class Worker:
             return
         try:
             self.transport.enqueue_maintenance(open_queues[0])
-        except CONNECTION_ERRORS as exc:
+        except TRANSIENT_ERRORS as exc:
             log.warning("could not queue the maintenance (%s); the next one comes in 15 minutes", exc)
 
     def _requeue_interrupted(self, signal_name, task, *args, **kwargs):
         if task.name != TASK_NAME:
             return  # the maintenance task: the next one comes soon enough
         payload = task.args[0]
-        self.transport.enqueue(JOB_TYPES[payload["job_type"]].queue, payload, priority=payload.get("priority", 0))
-        self.transport.emit(payload["owner"], ev.job_event(
-            ev.JOB_QUEUED, payload, self.identity,
-            error="the worker stopped before the job finished; it went back to the queue"))
+        deadline = time.monotonic() + 10  # should the transport stay away, the owner's lease check takes over
+        try:
+            wait_out(lambda: self.transport.enqueue(JOB_TYPES[payload["job_type"]].queue, payload,
+                                                    priority=payload.get("priority", 0)),
+                     f"put job {payload['job_id']} back on its queue", log, deadline=deadline)
+            event = ev.job_event(ev.EventType.QUEUED, payload, self.identity,
+                                 error="the worker stopped before the job finished; it went back to the queue")
+            wait_out(lambda: self.transport.emit(payload["owner"], event, retry=False), "say so", log, deadline=deadline)
+        except TRANSIENT_ERRORS as exc:
+            log.error("job %s %s could not go back on its queue (%s); the owner queues it again when its lease "
+                      "expires", payload["job_id"], payload["job_type"], describe_error(exc))
+            return
         log.warning("job %s %s went back to the queue: the worker stopped", payload["job_id"], payload["job_type"])
 
     # -- heartbeats --------------------------------------------------------------------
     def renew_leases(self) -> None:
         for owner, jobs in self.context.running_by_owner().items():
-            self.transport.emit(owner, {"type": ev.WORKER_HEARTBEAT, "worker": self.identity, "ts": time.time(),
-                                        "owner": owner, "jobs": jobs}, retry=False)
+            beat = ev.heartbeat(owner, self.identity, jobs)
+            beat["ts"] = self.context.clock()
+            self.transport.emit(owner, beat, retry=False)
 
     def info(self) -> dict:
         with self.context.lock:
@@ -340,7 +351,7 @@ def main(argv=None) -> int:
             else:
                 log.info("another local worker already serves %s", settings.data_dir)
                 return 0
-        transport = make_transport(settings)
+        transport = make_transport(settings, run_job=runner.run_job, maintain=runner.maintain)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
