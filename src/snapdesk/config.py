@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 import platformdirs
 
@@ -138,13 +139,102 @@ def load_settings(env=None, settings_file: Path | None = None, **overrides) -> S
     return settings
 
 
+#: Query parameters whose values are secrets (names compared case-insensitively, after
+#: percent-decoding): redis-py's ``password`` and ``ssl_password``, and the usual names of keys
+#: and tokens in an HTTP endpoint's URL. A name ending in one of ``_SECRET_SUFFIXES`` is one too.
+SECRET_QUERY_KEYS = frozenset({
+    "password", "ssl_password", "passwd", "pwd", "pass", "key", "api_key", "apikey", "api-key", "x-api-key",
+    "token", "access_token", "auth_token", "refresh_token", "id_token", "secret", "client_secret", "auth",
+    "authorization", "sig", "signature", "credential", "credentials",
+})
+_SECRET_SUFFIXES = ("password", "passwd", "secret", "token", "_key", "-key", "apikey")
+HIDDEN = "***"
+#: A URL in free text: a scheme, "://", and everything up to white space.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s]+")
+#: One query parameter: its separator, its name and its value. A secret's value runs on to the next
+#: separator that starts another ``name=`` (an unencoded "&" or "#" inside a password is hidden with it).
+_QUERY_PARAM = re.compile(r"([?&;])([^=&;#?]*)=((?:(?![&;][^=&;#?]*=).)*)", re.S)
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a query parameter called ``name`` holds a secret (a password, key or token)."""
+    name = unquote_plus(name).strip().lower()
+    return name in SECRET_QUERY_KEYS or name.endswith(_SECRET_SUFFIXES)
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    """The URL for logs and messages: the password in its userinfo (``user:PASSWORD@``) and the
+    value of every secret query parameter (``?password=``, ``?api_key=``...) shown as ``***``,
+    the rest as given. A userinfo without a ":" is hidden whole (``***@host``): it is a user
+    name only in form, and often a password or token written where the user name goes. Never
+    raises: a URL that cannot be taken apart unambiguously (an "@" after the host part, as an
+    unencoded "/", "?" or "#" in a password makes) is shown with everything from "://" to its
+    last "@" hidden."""
+    return _redact(url)[0]
+
+
+def redact_text(text: str, *urls: str) -> str:
+    """``text`` with the secrets of each URL in ``urls`` hidden wherever they appear (the URL
+    itself, and its password and secret query values alone, as given or percent-decoded), and
+    every other URL found in the text redacted as ``redact_url`` does. Never raises."""
+    try:
+        text = "" if text is None else str(text)
+        for url in sorted((u for u in urls if u), key=lambda u: -len(str(u))):
+            url = str(url)
+            shown, secrets = _redact(url)
+            text = text.replace(url, shown)
+            for secret in sorted(secrets, key=len, reverse=True):
+                if len(secret) >= 3 and secret != HIDDEN:  # shorter ones would garble the message, not guard much
+                    text = text.replace(secret, HIDDEN)
+        return _URL_IN_TEXT.sub(lambda m: _redact(m.group(0))[0], text)
+    except Exception:  # pragma: no cover - a last resort: say nothing rather than leak or raise
+        return "(a message that could not be redacted)"
+
+
+def _redact(url) -> tuple[str, set[str]]:
+    """The redacted URL and the secrets it hid (each as given and percent-decoded)."""
+    try:
+        url = "" if url is None else str(url)
+        secrets: set[str] = set()
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            scheme, rest = "", url
+        netloc_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        netloc, tail = rest[:netloc_end], rest[netloc_end:]
+        if "@" in tail:  # ambiguous: hide all that may be userinfo
+            userinfo, _, after = rest.rpartition("@")
+            _add_secret(secrets, userinfo)
+            _add_secret(secrets, userinfo.partition(":")[2])
+            return scheme + sep + HIDDEN + "@" + _redact_query(after, secrets), secrets
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            user, colon, password = userinfo.partition(":")
+            if password:
+                _add_secret(secrets, password)
+                userinfo = user + ":" + HIDDEN
+            elif user and not colon:
+                _add_secret(secrets, user)
+                userinfo = HIDDEN
+            netloc = userinfo + "@" + host
+        return scheme + sep + netloc + _redact_query(tail, secrets), secrets
+    except Exception:  # pragma: no cover - defensive: never raise while reporting an error
+        scheme, sep, rest = str(url).partition("://")
+        return scheme + sep + HIDDEN, set()
+
+
+def _redact_query(text: str, secrets: set[str]) -> str:
+    """``text`` (a URL's path, query and fragment) with the values of secret parameters hidden."""
+    def hide(match):
+        sep, name, value = match.groups()
+        if not is_secret_key(name) or not value:
+            return match.group(0)
+        _add_secret(secrets, value)
+        return f"{sep}{name}={HIDDEN}"
+
+    return _QUERY_PARAM.sub(hide, text)
+
+
+def _add_secret(secrets: set[str], value: str) -> None:
+    if value:
+        for form in (value, unquote(value), unquote_plus(value)):
+            secrets.update((form, quote(form, safe=""), quote(form, safe="!$&'()*+,;=:@")))

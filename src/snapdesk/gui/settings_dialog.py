@@ -79,12 +79,27 @@ def _check_redis(url: str) -> str:
     client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
     try:
         client.ping()
-        version = client.info("server").get("redis_version", "?")
+        version = _redis_version(client)
     except redis.RedisError as exc:
         raise RuntimeError(f"cannot reach {redact_url(url)}: {exc}") from None
     finally:
         client.close()
     return f"connected to Redis {version} at {redact_url(url)}"
+
+
+def _redis_version(client) -> str:
+    """The server's version from HELLO, which any user that may connect may send (INFO is
+    @dangerous, so an ACL user made as the README says may not), or from INFO before Redis 6."""
+    import redis
+
+    try:
+        hello = client.execute_command("HELLO")
+    except redis.ResponseError:  # Redis 5 has no HELLO
+        return str(client.info("server").get("redis_version", "?"))
+    if isinstance(hello, (list, tuple)):  # RESP2: a flat list of names and values
+        hello = dict(zip(hello[::2], hello[1::2]))
+    version = hello.get(b"version", hello.get("version", "?")) if isinstance(hello, dict) else "?"
+    return version.decode() if isinstance(version, bytes) else str(version)
 
 
 def _check_llm(base_url: str, api_key: str, model: str) -> str:

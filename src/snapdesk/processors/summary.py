@@ -13,14 +13,17 @@ keywords as topics, labelled with model ``extractive``. Both return the same sha
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections import Counter
 from typing import Literal
+from urllib.parse import parse_qsl
 
 import openai
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from ..config import redact_text, redact_url
 from .errors import PermanentError, RetryableError
 
 #: At most this much text goes to the model (about 6k tokens); the rest is cut, and the prompt says so.
@@ -96,10 +99,46 @@ def _result(summary: Summary, tokens: int, model: str, source: Literal["llm", "e
 
 
 # -- through a model -------------------------------------------------------------------
+def endpoint_for_messages(base_url: str) -> str:
+    """``base_url`` as messages and logs name it: a password or token in its userinfo, and the
+    values of query parameters such as ``key``, ``api_key``, ``token`` or ``secret``, hidden."""
+    return redact_url(base_url).rstrip("/")
+
+
+class _RedactURLs(logging.Filter):
+    """Hides credentials in the URLs the HTTP client logs ("HTTP Request: POST http://user:pw@...")."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_text(str(a)) if "://" in str(a) else a for a in record.args)
+        if isinstance(record.msg, str) and "://" in record.msg:
+            record.msg = redact_text(record.msg)
+        return True
+
+
+for _name in ("httpx", "httpx2"):  # the HTTP client under openai logs every request's URL at INFO
+    logging.getLogger(_name).addFilter(_RedactURLs())
+
+
+def _client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
+    """An OpenAI client for ``base_url``. Query parameters in the URL (``?api-version=``,
+    ``?key=``) are sent with every request (in the URL openai would put them before the path)."""
+    where = endpoint_for_messages(base_url)
+    url, _, query = base_url.partition("?")
+    try:
+        client = openai.OpenAI(base_url=url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0,
+                               default_query=dict(parse_qsl(query.partition("#")[0], keep_blank_values=True)) or None)
+    except Exception as exc:  # an invalid URL (a bad port, an unclosed "[")
+        problem = redact_text(str(exc), base_url)
+        raise PermanentError(f"the LLM endpoint {where} is not a valid URL ({problem}): "
+                             "check OPENAI_BASE_URL") from None
+    return client
+
+
 def summarize_llm(text: str, filename: str, *, base_url: str, api_key: str, model: str,
                   timeout: float = 120.0) -> dict:
     """Summarise ``text`` with the chat-completions endpoint at ``base_url``."""
-    client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+    client = _client(base_url, api_key, timeout)
     cut = len(text) > MAX_INPUT_CHARS
     user = (f"File name: {filename}\n\nDocument text" + (" (cut to its first part)" if cut else "") + ":\n"
             + text[:MAX_INPUT_CHARS])
@@ -107,7 +146,7 @@ def summarize_llm(text: str, filename: str, *, base_url: str, api_key: str, mode
     tokens = 0
     problem = None
     for _ in range(2):  # the answer, and one repair attempt
-        reply, used = _complete(client, model, messages)
+        reply, used = _complete(client, model, messages, base_url)
         tokens += used
         try:
             return _result(Summary.model_validate(_parse_json(reply)), tokens, model, "llm")
@@ -122,13 +161,19 @@ def summarize_llm(text: str, filename: str, *, base_url: str, api_key: str, mode
 def check_endpoint(base_url: str, api_key: str, model: str, timeout: float = 20.0) -> str:
     """Ask the endpoint for a one-word answer: what the Settings dialog's Test button shows.
     Raises JobError with what to fix (the same messages a summary job would give)."""
-    client = openai.OpenAI(base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
-    reply, tokens = _complete(client, model, [{"role": "user", "content": "Reply with the single word OK."}])
+    client = _client(base_url, api_key, timeout)
+    reply, tokens = _complete(client, model, [{"role": "user", "content": "Reply with the single word OK."}], base_url)
     return f"{model} answered ({tokens} tokens): {reply.strip()[:40]}"
 
 
-def _complete(client: openai.OpenAI, model: str, messages: list[dict]) -> tuple[str, int]:
-    where = str(client.base_url).rstrip("/")
+def _complete(client: openai.OpenAI, model: str, messages: list[dict], base_url: str) -> tuple[str, int]:
+    """The reply and the tokens used. Every message raised names the endpoint with its credentials
+    hidden (``endpoint_for_messages``), and what the endpoint said is shown with them hidden too."""
+    where = endpoint_for_messages(base_url)
+
+    def said(exc: openai.APIStatusError) -> str:
+        return redact_text(_api_message(exc), base_url)
+
     try:
         response = client.chat.completions.create(model=model, messages=messages, temperature=0.1)
     except openai.RateLimitError as exc:
@@ -145,7 +190,7 @@ def _complete(client: openai.OpenAI, model: str, messages: list[dict]) -> tuple[
         raise PermanentError(f"the LLM endpoint {where} has no model {model!r} or no chat-completions API (404): "
                              "check OPENAI_BASE_URL and SNAPDESK_LLM_MODEL") from None
     except openai.BadRequestError as exc:
-        raise PermanentError(f"the LLM endpoint rejected the request (400: {_api_message(exc)}): check the model "
+        raise PermanentError(f"the LLM endpoint rejected the request (400: {said(exc)}): check the model "
                              "name and the endpoint in Settings") from None
     except openai.APITimeoutError:
         raise RetryableError(f"the LLM endpoint {where} did not answer in time") from None
@@ -155,7 +200,10 @@ def _complete(client: openai.OpenAI, model: str, messages: list[dict]) -> tuple[
         raise RetryLater(f"the LLM endpoint failed ({exc.status_code}); trying again later",
                          _retry_after(exc.response)) from None
     except openai.APIStatusError as exc:
-        raise PermanentError(f"the LLM endpoint answered {exc.status_code}: {_api_message(exc)}") from None
+        raise PermanentError(f"the LLM endpoint answered {exc.status_code}: {said(exc)}") from None
+    except openai.OpenAIError as exc:  # anything else the client raises (an invalid reply, a bad URL)
+        raise RetryableError(f"the LLM endpoint {where} failed: {type(exc).__name__}: "
+                             f"{redact_text(str(exc), base_url)}") from None
     if not response.choices or response.choices[0].message.content is None:
         raise RetryableError("the LLM endpoint returned an empty answer")
     usage = response.usage
