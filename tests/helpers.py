@@ -10,7 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import shutil
+import socket
+import threading
+
 import numpy as np
+import redis
 from PIL import Image
 
 
@@ -153,3 +158,54 @@ def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+class RedisServer:
+    """A redis-server of the test's own, with AOF persistence, that the test can stop and start again."""
+
+    def __init__(self, workdir):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _redis_pings(client), timeout=10, message="redis-server to start")
+        client.close()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def restart(self, keep: bool = True):
+        """Stop and start again: with its data (AOF), or with nothing kept (a new, empty server)."""
+        self.stop()
+        if not keep:
+            for path in self.workdir.rglob("*"):
+                if path.is_file():
+                    path.unlink()
+        self.start()
+
+    def outage(self, after: float, lasting: float) -> threading.Thread:
+        def run():
+            time.sleep(after)
+            self.stop()
+            time.sleep(lasting)
+            self.start()
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+
+def _redis_pings(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False

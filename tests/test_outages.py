@@ -1,62 +1,14 @@
 """Redis goes away mid-run and comes back: owner and workers reconnect, nothing is lost or applied twice."""
 
 import json
-import shutil
-import socket
-import subprocess
-import threading
-import time
 
 import pytest
-import redis
 
 from snapdesk.config import load_settings
 from snapdesk.engine.library import Library
 from snapdesk.store import db as store
 
-from helpers import WorkerProcess, snapdesk, wait_for, write_photos
-
-
-class RedisServer:
-    """A redis-server of the test's own, with AOF persistence, that the test can stop and start again."""
-
-    def __init__(self, workdir):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.workdir = workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _pings(client), timeout=10, message="redis-server to start")
-        client.close()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
-    def outage(self, after: float, lasting: float) -> threading.Thread:
-        def run():
-            time.sleep(after)
-            self.stop()
-            time.sleep(lasting)
-            self.start()
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
-
-
-def _pings(client):
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False
+from helpers import RedisServer, WorkerProcess, snapdesk, write_photos
 
 
 @pytest.fixture
