@@ -13,6 +13,7 @@ injected. SNAPDESK_FAULT_DOCS sets the number of documents (default 1000).
 """
 
 import io
+import json
 import os
 import random
 import sqlite3
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from PIL import Image
 
 from snapdesk.config import load_settings
@@ -97,23 +99,25 @@ class Intruder:
         self.owner = owner
         self.injected = 0
 
-    def _put(self, body: bytes, mac: str | None):
-        self.transport.append_event(self.owner, body, mac)
+    def _put(self, data: bytes):
+        self.transport.append_event(self.owner, data)
         self.injected += 1
 
     def attack(self, job: store.Job, other: store.Job):
-        key, owner = self.transport.event_key, self.owner
+        key, owner = self.transport.library_key(self.owner), self.owner
         payload = {"job_id": job.id, "job_type": job.type, "document_id": job.document_id,
                    "session_id": job.session_id, "owner": owner, "attempt": 1, "max_attempts": 10}
         big = {"result": {"width": 12000, "height": 12000, "blurhash": "x", "thumbnails": {"sm": {"width": 1,
                "height": 1}}}, "files": {"sm.webp": "UklGRg=="}}
-        self._put(b"{not json", ev._mac(key, owner, b"{not json"))  # malformed, signed
-        self._put(*ev.seal(b"a guessed key", ev.job_event(ev.EventType.COMPLETE, payload, WORKER, **big)))  # forged
-        self._put(ev.seal(key, ev.job_event(ev.EventType.COMPLETE, payload, WORKER, **big))[0], None)  # unsigned
-        mismatched = {**payload, "document_id": other.document_id}  # signed, but names another document
-        self._put(*ev.seal(key, ev.job_event(ev.EventType.COMPLETE, mismatched, WORKER, **big)))
+        nonce = os.urandom(12)
+        self._put(nonce + AESGCM(key).encrypt(nonce, b"{not json", owner.encode()))  # malformed, sealed
+        guessed = b"a guessed key, 32 bytes long...."
+        self._put(ev.seal(guessed, ev.job_event(ev.EventType.COMPLETE, payload, WORKER, **big)))  # forged
+        self._put(json.dumps(ev.job_event(ev.EventType.COMPLETE, payload, WORKER, **big)).encode())  # not sealed
+        mismatched = {**payload, "document_id": other.document_id}  # sealed, but names another document
+        self._put(ev.seal(key, ev.job_event(ev.EventType.COMPLETE, mismatched, WORKER, **big)))
         no_result = ev.job_event(ev.EventType.COMPLETE, payload, WORKER, result={"width": 5}, files={})
-        self._put(*ev.seal(key, no_result))  # signed, but its result is not a thumbnail's
+        self._put(ev.seal(key, no_result))  # sealed, but its result is not a thumbnail's
         # A forged task: a worker drops it unread.
         self.transport.huey("thumbnail").storage.enqueue(b"\0" * 32 + b"forged task", 0)
 

@@ -54,13 +54,16 @@ def _thumbnail_result(width, height) -> dict:
 
 def _send(library, event: dict, key: bytes | None = None) -> None:
     """Put an event into the library's log as a worker holding ``key`` (default: the real one) would."""
-    body, mac = ev.seal(key or library.transport.event_key, event)
-    library.transport.append_event(library.owner, body, mac)
+    library.transport.append_event(library.owner, ev.seal(key or library.transport.library_key(library.owner), event))
 
 
-def _send_raw(library, body: bytes, sign: bool = True) -> None:
-    library.transport.append_event(library.owner, body, ev._mac(library.transport.event_key, library.owner, body)
-                                   if sign else None)
+def _send_raw(library, body: bytes) -> None:
+    """Text sealed with the library's key, as a worker holding the secret (with a bug) could send."""
+    import os as _os
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    nonce = _os.urandom(12)
+    sealed = nonce + AESGCM(library.transport.library_key(library.owner)).encrypt(nonce, body, library.owner.encode())
+    library.transport.append_event(library.owner, sealed)
 
 
 def _queued_payloads(transport) -> list[dict]:
@@ -140,7 +143,7 @@ def test_bad_events_are_set_aside_with_their_reason_and_the_good_ones_behind_the
     del no_attempt["attempt"]
     _send(library, no_attempt)
     _send(library, _event(a, ev.EventType.COMPLETE, owner, result={"nothing": "expected"}, files={}))
-    _send(library, _event(a, ev.EventType.COMPLETE, owner, **_thumbnail_result(9999, 9999)), key=b"not the secret")
+    _send(library, _event(a, ev.EventType.COMPLETE, owner, **_thumbnail_result(9999, 9999)), key=b"not the secret"*2 + b"1234")
     _send(library, _event(b, ev.EventType.COMPLETE, owner, **_thumbnail_result(31, 30)))
     library.catch_up()
     assert store.Job.get_by_id(b.id).state == "complete"  # the good event behind the bad ones
@@ -149,7 +152,7 @@ def test_bad_events_are_set_aside_with_their_reason_and_the_good_ones_behind_the
     assert held["set_aside"]["count"] == 4
     reasons = " | ".join(h["reason"] for h in held["latest"])
     assert "Invalid JSON" in reasons and "attempt" in reasons and "result is not valid" in reasons
-    assert "signature" in reasons
+    assert "not sealed with this library's key" in reasons
     assert library.transport.read_events(owner) == []  # the log moved on
     checks = {c["name"]: c for c in library.health()["checks"]}
     assert not checks["events"]["ok"] and "4 events set aside" in checks["events"]["detail"]
@@ -434,9 +437,9 @@ def test_events_written_after_the_log_was_recreated_are_read(settings, tmp_path)
         library.submit([second])
         event = _event(_job(library, second), ev.EventType.COMPLETE, library.owner, **_thumbnail_result(200, 100))
         if settings.redis_url:
-            body, mac = ev.seal(library.transport.event_key, event)
             with redis.Redis.from_url(settings.redis_url) as client:
-                client.xadd(f"snapdesk:events:{library.owner}", {"e": body, "s": mac}, id="5-0")
+                client.xadd(f"snapdesk:events:{library.owner}",
+                            {"e": ev.seal(library.transport.library_key(library.owner), event)}, id="5-0")
         else:
             _send(library, event)
         library.catch_up()
@@ -446,19 +449,37 @@ def test_events_written_after_the_log_was_recreated_are_read(settings, tmp_path)
 
 # -- 10. what a Redis client without the secret can do ---------------------------------------------
 @pytest.mark.parametrize("transport_name", ["redis"])
-def test_a_redis_client_without_the_secret_can_neither_cancel_nor_forge(library, start_worker, tmp_path, redis_url):
+def test_a_redis_client_without_the_secret_can_neither_read_cancel_nor_forge(library, start_worker, tmp_path, redis_url):
     photo = tmp_path / "p.jpg"
     photo.write_bytes(jpeg_bytes(320, 240))
     session, _ = library.submit([photo])
     job = _job(library, photo)
     with redis.Redis.from_url(redis_url) as client:  # marks as they would be guessed: by the job's id
         client.zadd(f"snapdesk:cancelled:{library.owner}", {str(job.id): time.time(), f"{job.id}:0": time.time()})
-        client.xadd(f"snapdesk:events:{library.owner}", {"e": ev.seal(b"guessed", _event(
-            job, ev.EventType.FAILED, library.owner, error="forged", error_kind="permanent"))[0], "s": "00"})
+        client.xadd(f"snapdesk:events:{library.owner}", {"e": ev.seal(b"a guessed key, 32 bytes long....", _event(
+            job, ev.EventType.FAILED, library.owner, error="forged", error_kind="permanent"))})
+    # What such a client reads: no path, no document byte, no result.
+    everything = b"".join(_values(client, key) for key in client.keys("*"))
+    assert photo.name.encode() not in everything and photo.read_bytes()[:64] not in everything
     start_worker()
     assert library.wait(session, timeout=60)
     assert _job(library, photo).state == "complete"
     assert library.held_events()["set_aside"]["count"] == 1
+
+
+def _values(client, key) -> bytes:
+    kind = client.type(key).decode()
+    if kind == "string":
+        return client.get(key)
+    if kind == "zset":
+        return b"".join(client.zrange(key, 0, -1))
+    if kind == "list":
+        return b"".join(client.lrange(key, 0, -1))
+    if kind == "hash":
+        return b"".join(k + v for k, v in client.hgetall(key).items())
+    if kind == "stream":
+        return b"".join(v for _, fields in client.xrange(key) for v in fields.values())
+    return b"".join(client.smembers(key)) if kind == "set" else b""
 
 
 class _Exploit:
@@ -473,12 +494,10 @@ def test_a_signed_task_is_data_never_code(library, settings, start_worker, tmp_p
     """A holder of the secret (any desktop on the farm) can queue jobs, but never make a worker run code."""
     marker = tmp_path / "pwned"
     body = pickle.dumps(_Exploit(marker))
-    import hashlib
-    import hmac
-    key = hashlib.sha256(b"snapdesk-task:" + (settings.secret if settings.redis_url else
-                                              (settings.data_dir / "secret").read_text().strip()).encode()).digest()
+    nonce = os.urandom(12)
+    sealed = nonce + library.transport.serializer._aead.encrypt(nonce, body, b"snapdesk-task")  # as a holder can
     huey = library.transport.huey("thumbnail")
-    huey.storage.enqueue(hmac.new(key, body, hashlib.sha256).digest() + body, 0)
+    huey.storage.enqueue(sealed, 0)
     worker = start_worker()
     wait_for(lambda: huey.pending_count() == 0, timeout=30, message="the worker to take the task")
     wait_for(lambda: "rejected" in worker.log(), timeout=10, message="the worker to reject it")

@@ -1,9 +1,10 @@
 """The event schema, the same on both transports. Events are the only way back from workers.
 
-An event travels sealed: its JSON body and an HMAC-SHA256 of the owner's id and that body, with
-a key derived from the library's secret (embedded) or the farm's (Redis). The owner opens it
-(:func:`open_sealed`): a bad signature, text that is not JSON, or a body that does not fit the
-schema of its type raises :class:`BadEvent` with the reason, and the owner sets it aside.
+An event travels sealed: its JSON body encrypted and authenticated (AES-256-GCM, the owner's id
+as associated data) with the library's own key, derived from the library's secret (embedded) or
+the farm's (Redis) and the owner's id. The owner opens it (:func:`open_sealed`): one that was not
+sealed with its key, text that is not JSON, or a body that does not fit the schema of its type
+raises :class:`BadEvent` with the reason, and the owner sets it aside.
 
     type          job:queued | job:started | job:progress | job:retrying | job:complete |
                   job:failed | job:cancelled | worker:heartbeat
@@ -28,6 +29,8 @@ import uuid
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 
@@ -122,39 +125,47 @@ _EVENT = TypeAdapter(Annotated[Event, Field(discriminator="type")])
 
 
 class BadEvent(ValueError):
-    """An event that cannot be applied: forged, unreadable, or not of the schema of its type."""
+    """An event that cannot be applied: forged, unreadable, or not of the schema of its type.
+    ``body`` is its text, when it could be opened."""
+
+    def __init__(self, reason: str, body: str | None = None):
+        super().__init__(reason)
+        self.body = body
 
 
-def event_key(secret: str) -> bytes:
-    return hashlib.sha256(b"snapdesk-event:" + secret.encode()).digest()
+def library_key(secret: str, owner: str) -> bytes:
+    """The key of one library's events and document copies, from the secret and the library's id."""
+    return hmac.new(secret.encode(), b"snapdesk-library:" + owner.encode(), hashlib.sha256).digest()
 
 
-def _mac(key: bytes, owner: str, body: bytes) -> str:
-    return hmac.new(key, owner.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+def seal(key: bytes, event: dict) -> bytes:
+    """The sealed form of an event for its owner's log (nonce and AES-GCM ciphertext)."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key).encrypt(nonce, _json(event), event["owner"].encode())
 
 
-def seal(key: bytes, event: dict) -> tuple[bytes, str]:
-    """The body and signature of an event for its owner's log."""
-    body = _json(event)
-    return body, _mac(key, event["owner"], body)
-
-
-def open_sealed(key: bytes, owner: str, body: bytes | str, mac: bytes | str | None) -> Event:
-    """The event, checked: signed for this owner with this key, and of its type's schema."""
-    body = body.encode() if isinstance(body, str) else bytes(body)
-    mac = mac.decode("ascii", "replace") if isinstance(mac, (bytes, bytearray)) else mac
-    if not mac or not hmac.compare_digest(mac, _mac(key, owner, body)):
-        raise BadEvent("its signature is missing or does not match (not sent by a worker holding the secret)")
+def open_sealed(key: bytes, owner: str, sealed: bytes | str) -> Event:
+    """The event, checked: sealed for this owner with this key, and of its type's schema."""
+    sealed = sealed.encode() if isinstance(sealed, str) else bytes(sealed)
+    try:
+        body = AESGCM(key).decrypt(sealed[:12], sealed[12:], owner.encode())
+    except (InvalidTag, ValueError):
+        raise BadEvent("it was not sealed with this library's key (not sent by a worker holding the secret)") from None
     try:
         event = _EVENT.validate_json(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "the event"
         raise BadEvent(f"not a valid event: {where}: {first.get('msg')} ({exc.error_count()} problem"
-                       f"{'s' if exc.error_count() != 1 else ''})") from None
+                       f"{'s' if exc.error_count() != 1 else ''})", body.decode("utf-8", "replace")) from None
     if event.owner != owner:
         raise BadEvent(f"it is addressed to another library ({event.owner})")
     return event
+
+
+def plain(event: Event) -> str:
+    """An event as JSON, to keep in the library (a deferred one) or show (a set-aside one)."""
+    return event.model_dump_json()
 
 
 def parse_trusted(body: bytes | str) -> Event:

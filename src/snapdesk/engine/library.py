@@ -434,25 +434,26 @@ class Library:
     def _apply_entry(self, entry: RawEvent, now: float) -> None:
         event = None
         try:
-            event = ev.open_sealed(self.transport.event_key, self.owner, entry.body, entry.mac)
+            event = ev.open_sealed(self.transport.library_key(self.owner), self.owner, entry.data)
             with db.atomic():  # a savepoint: an event that fails halfway leaves nothing behind
                 self.apply(event, now)
         except ev.BadEvent as exc:
-            self._hold(SET_ASIDE, str(exc), entry.body, event)
+            self._hold(SET_ASIDE, str(exc), exc.body or (ev.plain(event) if event else None), event)
         except ResultNotStored as exc:
-            self._hold(DEFERRED, str(exc), entry.body, event)
+            self._hold(DEFERRED, str(exc), ev.plain(event), event)
         except (peewee.DatabaseError, *TRANSIENT_ERRORS):
             raise  # the library itself cannot be written: the batch is applied again later
         except Exception as exc:  # a bug: the event is kept to look at, and the library goes on
             log.exception("applying an event failed")
-            self._hold(SET_ASIDE, f"unexpected error while applying it: {type(exc).__name__}: {exc}", entry.body, event)
+            self._hold(SET_ASIDE, f"unexpected error while applying it: {type(exc).__name__}: {exc}",
+                       ev.plain(event) if event else None, event)
 
-    def _hold(self, kind: str, reason: str, body: bytes, event: ev.Event | None) -> None:
+    def _hold(self, kind: str, reason: str, body: str | None, event: ev.Event | None) -> None:
         job_id = getattr(event, "job_id", None)
         log.warning("event %s%s: %s", "deferred" if kind == DEFERRED else "set aside",
                     f" (job {job_id})" if job_id else "", reason)
         HeldEvent.create(kind=kind, reason=reason, received_at=self.clock(), job_id=job_id,
-                         body=body.decode("utf-8", "replace"))
+                         body=body if body is not None else "(sealed: it could not be opened)")
 
     def apply_deferred(self) -> int:
         """Apply again the events whose result files could not be written; returns how many went in."""

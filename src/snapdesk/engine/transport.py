@@ -9,9 +9,10 @@
 Storage knows nothing of what tasks do: the worker hands its task functions to the transport
 (``make_transport(settings, run_job=..., maintain=...)``); an owner only queues them by name.
 
-Everything that decides what a worker does is signed with the library's secret or the farm's:
-task messages (JSON, never pickle, HMAC-SHA256), events (see ``events.py``), and the cancel and
-supersede marks (a mark's name carries its HMAC, so only a holder of the secret can set one).
+Everything that decides what a worker or an owner does is sealed or signed with keys derived
+from the library's secret or the farm's: task messages (JSON, never pickle, AES-256-GCM), each
+library's events and document copies (AES-256-GCM with that library's own key), and the cancel
+and supersede marks (a mark's name carries its HMAC, so only a holder of the secret can set one).
 The event log holds exactly the events not yet applied: the owner deletes what it applied, and
 always reads from the start, so a log that was recreated (or a server clock that went back) can
 never hide an event behind a stale cursor.
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import redis
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from huey import PriorityRedisHuey, SqliteHuey, crontab
 from huey.registry import Message
 from huey.serializer import Serializer
@@ -58,11 +61,10 @@ EVERY_LANE = -1
 
 
 class RawEvent(NamedTuple):
-    """An entry of an owner's event log, as stored: opened (checked) by ``events.open_sealed``."""
+    """An entry of an owner's event log, as stored (sealed): opened and checked by ``events.open_sealed``."""
 
     id: str
-    body: bytes
-    mac: str | None
+    data: bytes
 
 
 class SignatureError(ValueError):
@@ -70,17 +72,19 @@ class SignatureError(ValueError):
 
 
 class SignedSerializer(Serializer):
-    """Task messages as JSON, signed with HMAC-SHA256; the signature is checked before anything is read.
+    """Task messages as JSON, sealed (AES-256-GCM: encrypted and authenticated) with a key derived
+    from the secret; nothing of a message is read before it is seen to be genuine.
 
     JSON, not pickle: a holder of the secret can ask a worker to run a job, never to run code."""
 
     _FIELDS = Message._fields
+    _AD = b"snapdesk-task"
 
     def __init__(self, secret: str):
         super().__init__()
         if not secret:
             raise ConfigError("a secret is needed to sign tasks")
-        self._key = hashlib.sha256(b"snapdesk-task:" + secret.encode()).digest()
+        self._aead = AESGCM(hashlib.sha256(b"snapdesk-task:" + secret.encode()).digest())
 
     def _serialize(self, data):
         if not isinstance(data, Message) or data.on_complete or data.on_error or data.chord_config:
@@ -90,13 +94,15 @@ class SignedSerializer(Serializer):
             if isinstance(fields[name], datetime.datetime):
                 fields[name] = {"datetime": fields[name].isoformat()}
         fields["args"] = list(fields["args"] or ())
-        body = json.dumps(fields, separators=(",", ":")).encode()
-        return hmac.new(self._key, body, hashlib.sha256).digest() + body
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, json.dumps(fields, separators=(",", ":")).encode(), self._AD)
 
     def _deserialize(self, data):
-        mac, body = bytes(data[:32]), bytes(data[32:])
-        if len(data) < 32 or not hmac.compare_digest(mac, hmac.new(self._key, body, hashlib.sha256).digest()):
-            raise SignatureError("rejected a task with a missing or forged signature")
+        data = bytes(data)
+        try:
+            body = self._aead.decrypt(data[:12], data[12:], self._AD)
+        except (InvalidTag, ValueError):
+            raise SignatureError("rejected a task with a missing or forged signature") from None
         try:
             fields = json.loads(body)
             for name in ("eta", "expires_resolved"):
@@ -148,7 +154,8 @@ class Transport:
                  maintain: Callable | None = None):
         self.settings = settings
         self.serializer = SignedSerializer(secret)
-        self.event_key = ev.event_key(secret)
+        self._secret = secret
+        self._library_keys: dict[str, bytes] = {}
         self._mark_key = hashlib.sha256(b"snapdesk-mark:" + secret.encode()).digest()
         self._tasks = {TASK_NAME: _task(run_job or _not_in_this_process),
                        MAINTENANCE_TASK_NAME: _task(maintain or _not_in_this_process)}
@@ -258,17 +265,24 @@ class Transport:
         Events are never trimmed here: each stays until its owner has applied it. Returns counts."""
         raise NotImplementedError
 
+    def library_key(self, owner: str) -> bytes:
+        """The key that seals one library's events and document copies (see ``events.library_key``)."""
+        key = self._library_keys.get(owner)
+        if key is None:
+            key = self._library_keys[owner] = ev.library_key(self._secret, owner)
+        return key
+
     # -- events ------------------------------------------------------------------------
     def emit(self, owner: str, event: dict, retry: bool = True) -> None:
         """Append a sealed event to the owner's log. With ``retry`` (job events), wait while the
         transport cannot take it; without (heartbeats, which the next one replaces), raise."""
-        body, mac = ev.seal(self.event_key, event)
+        data = ev.seal(self.library_key(owner), event)
         if retry:
-            wait_out(lambda: self.append_event(owner, body, mac), "send an event", log)
+            wait_out(lambda: self.append_event(owner, data), "send an event", log)
         else:
-            self.append_event(owner, body, mac)
+            self.append_event(owner, data)
 
-    def append_event(self, owner: str, body: bytes, mac: str | None) -> None:
+    def append_event(self, owner: str, data: bytes) -> None:
         """Append an entry to the log as it is (``emit`` seals events first)."""
         raise NotImplementedError
 
@@ -331,9 +345,7 @@ class EmbeddedTransport(Transport):
         self._local = threading.local()
         with self._db() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS event (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                         "owner TEXT NOT NULL, body TEXT NOT NULL)")
-            if "mac" not in {row[1] for row in conn.execute("PRAGMA table_info(event)")}:
-                conn.execute("ALTER TABLE event ADD COLUMN mac TEXT")
+                         "owner TEXT NOT NULL, body BLOB NOT NULL)")
             conn.execute("CREATE INDEX IF NOT EXISTS event_owner_id ON event (owner, id)")
             conn.execute("CREATE TABLE IF NOT EXISTS worker (id TEXT PRIMARY KEY, seen REAL NOT NULL, "
                          "body TEXT NOT NULL)")
@@ -356,18 +368,16 @@ class EmbeddedTransport(Transport):
             self._local.conn = conn
         return conn
 
-    def append_event(self, owner, body, mac):
-        self._db().execute("INSERT INTO event (owner, body, mac) VALUES (?, ?, ?)",
-                           (owner, body.decode("utf-8", "replace") if isinstance(body, bytes) else body, mac))
+    def append_event(self, owner, data):
+        self._db().execute("INSERT INTO event (owner, body) VALUES (?, ?)", (owner, sqlite3.Binary(data)))
 
     def read_events(self, owner, block_ms=0, count=500):
         deadline = time.monotonic() + block_ms / 1000
         while True:
-            rows = self._db().execute("SELECT id, body, mac FROM event WHERE owner = ? ORDER BY id LIMIT ?",
+            rows = self._db().execute("SELECT id, body FROM event WHERE owner = ? ORDER BY id LIMIT ?",
                                       (owner, count)).fetchall()
             if rows or time.monotonic() >= deadline:
-                return [RawEvent(str(i), body.encode() if isinstance(body, str) else bytes(body), mac)
-                        for i, body, mac in rows]
+                return [RawEvent(str(i), body.encode() if isinstance(body, str) else bytes(body)) for i, body in rows]
             time.sleep(self.poll_interval)
 
     def ack_events(self, owner, ids):
@@ -480,20 +490,15 @@ class RedisTransport(Transport):
     def _key(self, *parts) -> str:
         return ":".join((self.PREFIX, *parts))
 
-    def append_event(self, owner, body, mac):
-        fields = {"e": body}
-        if mac is not None:
-            fields["s"] = mac
-        self.redis.xadd(self._key("events", owner), fields)
+    def append_event(self, owner, data):
+        self.redis.xadd(self._key("events", owner), {"e": data})
 
     def read_events(self, owner, block_ms=0, count=500):
         reply = self.redis.xread({self._key("events", owner): "0-0"}, count=count, block=block_ms or None)
         if not reply:
             return []
         _, entries = reply[0]
-        return [RawEvent(entry_id.decode(), fields.get(b"e", b""),
-                         fields[b"s"].decode("ascii", "replace") if b"s" in fields else None)
-                for entry_id, fields in entries]
+        return [RawEvent(entry_id.decode(), fields.get(b"e", b"")) for entry_id, fields in entries]
 
     def ack_events(self, owner, ids):
         if ids:
@@ -532,10 +537,20 @@ class RedisTransport(Transport):
         return True
 
     def put_blob(self, owner, sha256, data):
-        self.redis.set(self._key("blob", owner, sha256), data, ex=self.BLOB_TTL)
+        """A document's copy, sealed with its library's key: only a holder of the secret can read it."""
+        nonce = os.urandom(12)
+        sealed = nonce + AESGCM(self.library_key(owner)).encrypt(nonce, data, f"blob:{sha256}".encode())
+        self.redis.set(self._key("blob", owner, sha256), sealed, ex=self.BLOB_TTL)
 
     def get_blob(self, owner, sha256):
-        return self.redis.get(self._key("blob", owner, sha256))
+        sealed = self.redis.get(self._key("blob", owner, sha256))
+        if sealed is None:
+            return None
+        try:
+            return AESGCM(self.library_key(owner)).decrypt(sealed[:12], sealed[12:], f"blob:{sha256}".encode())
+        except (InvalidTag, ValueError):
+            log.warning("the copy of %s in Redis was not sealed with this library's key; ignored", sha256[:12])
+            return None
 
     def delete_blob(self, owner, sha256):
         self.redis.delete(self._key("blob", owner, sha256))
