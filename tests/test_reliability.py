@@ -102,7 +102,7 @@ def test_a_file_the_owner_cannot_read_is_skipped_with_its_reason(tmp_path, cli_e
     assert report["counts"]["documents"]["complete"] == 1
 
 
-def test_an_owner_killed_mid_run_catches_up_from_its_cursor(tmp_path, cli_env):
+def test_an_owner_killed_mid_run_catches_up_from_its_log(tmp_path, cli_env):
     write_photos(tmp_path / "in", 10)
     env = dict(cli_env, SNAPDESK_TEST_FAULTS=json.dumps({"thumbnail": {"sleep": 0.3}}), SNAPDESK_WORKER_IDLE_EXIT="5")
     owner = subprocess.Popen([sys.executable, "-m", "snapdesk", "submit", str(tmp_path / "in"), "--wait"],
