@@ -61,6 +61,10 @@ class WorkerContext:
     settings: object = None
     #: The clock that stamps events (shown by the owner, never used by it to judge time).
     clock: object = time.time
+    #: Told how each job taken from a queue ended, for the worker's metrics and recycling (None: nobody):
+    #: ``job_ended(job_type, outcome, seconds)`` (seconds None when it never ran),
+    #: ``job_requeued(job_type, reason)`` and ``rate_wait(queue, seconds)``.
+    observer: object = None
 
     def running_by_owner(self) -> dict[str, list[list[int]]]:
         with self.lock:
@@ -102,11 +106,13 @@ def run_job(payload: dict) -> None:
         log.warning("job %s %s goes back on its queue: %s", payload["job_id"], payload["job_type"],
                     describe_error(exc))
         _requeue(ctx, job_type.queue, payload)
+        _tell(ctx, "job_requeued", payload["job_type"], "unavailable")
         return
     key = (payload["owner"], payload["job_id"])
     with ctx.lock:
         ctx.running[key] = payload
     started = time.monotonic()
+    outcome = "interrupted"
     try:
         emit(ev.EventType.STARTED)
         if payload.get("v") != PAYLOAD_VERSION or job_type is None:
@@ -120,20 +126,24 @@ def run_job(payload: dict) -> None:
         emit(ev.EventType.COMPLETE, progress=100, duration_ms=duration, result=result,
              files={name: base64.b64encode(data).decode("ascii") for name, data in files.items()})
         _log_outcome(payload, "complete", duration)
+        outcome = "complete"
     except Cancelled:
         duration = _ms(started)
         emit(ev.EventType.CANCELLED, duration_ms=duration, error="cancelled while it ran")
         _log_outcome(payload, "cancelled", duration)
+        outcome = "cancelled"
     except Superseded:
         _log_outcome(payload, "superseded by a newer attempt", _ms(started))
+        outcome = "superseded"
     except JobError as exc:
-        _failed(payload, emit, exc.kind, str(exc), started, getattr(exc, "retry_after", None))
+        outcome = _failed(payload, emit, exc.kind, str(exc), started, getattr(exc, "retry_after", None))
     except Exception as exc:  # a bug or an unforeseen condition: log it whole, retry it
         log.exception("job %s %s raised", payload["job_id"], payload["job_type"])
-        _failed(payload, emit, "retryable", f"unexpected error: {type(exc).__name__}: {exc}", started)
+        outcome = _failed(payload, emit, "retryable", f"unexpected error: {type(exc).__name__}: {exc}", started)
     finally:
         with ctx.lock:
             ctx.running.pop(key, None)
+        _tell(ctx, "job_ended", payload["job_type"], outcome, time.monotonic() - started)
 
 
 def _may_start(ctx, job_type, payload, emit) -> bool:
@@ -145,24 +155,37 @@ def _may_start(ctx, job_type, payload, emit) -> bool:
     ctx.paused = paused
     if job_type.queue in paused:  # dequeued just as the queue was paused: back it goes, untouched
         _requeue(ctx, job_type.queue, payload)
+        _tell(ctx, "job_requeued", payload["job_type"], "paused")
         return False
     cancelled, superseded = ctx.transport.job_marks(payload["owner"], payload["job_id"], payload["attempt"],
                                                     payload.get("priority", 0))
     if superseded:
         log.info("job %s %s: dropped a copy left behind (attempt %s was moved ahead, or replaced)",
                  payload["job_id"], payload["job_type"], payload["attempt"])
+        _tell(ctx, "job_ended", payload["job_type"], "superseded", None)
         return False
     if cancelled:
         emit(ev.EventType.CANCELLED, error="cancelled before it started")
         _log_outcome(payload, "cancelled", 0)
+        _tell(ctx, "job_ended", payload["job_type"], "cancelled", None)
         return False
     per_minute = payload.get("limits", {}).get("rate_per_minute") if job_type.rate_limited else None
     if per_minute:
         wait = ctx.transport.acquire_rate(job_type.queue, per_minute)
         if wait > 0:
             _requeue(ctx, job_type.queue, payload, delay=wait)
+            _tell(ctx, "rate_wait", job_type.queue, wait)
             return False
     return True
+
+
+def _tell(ctx: WorkerContext, what: str, *args) -> None:
+    """Tell the worker's observer (its metrics, its recycling count) how a job went; never breaks a job."""
+    if ctx.observer is not None:
+        try:
+            getattr(ctx.observer, what)(*args)
+        except Exception:
+            log.exception("the worker's %s hook failed", what)
 
 
 def _requeue(ctx, queue: str, payload: dict, delay: float | None = None) -> None:
@@ -194,14 +217,16 @@ def _failed(payload, emit, kind, message, started, retry_after=None):
         delay = max(backoff_seconds(payload["backoff_ms"], attempt), retry_after or 0)
         emit(ev.EventType.RETRYING, error=message, error_kind=kind, duration_ms=duration, delay_ms=int(delay * 1000))
         outcome = f"to be retried in {delay:.1f} s"
+        ended = "retrying"
     else:
         if kind == "retryable":
             message = f"{message} (gave up after {attempt} attempts)"
         emit(ev.EventType.FAILED, error=message, error_kind=kind, duration_ms=duration)
-        outcome = "failed"
+        outcome = ended = "failed"
     log.warning("job %s %s %s after %d ms: %s", payload["job_id"], payload["job_type"], outcome, duration, message,
                 extra={"job_id": payload["job_id"], "job_type": payload["job_type"], "duration_ms": duration,
                        "outcome": outcome.split()[0], "error": message})
+    return ended
 
 
 class _Emitter:
