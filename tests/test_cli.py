@@ -73,12 +73,14 @@ def test_failures_exit_non_zero_and_retry_requeues(tmp_path, cli_env):
     assert nothing.returncode == 1 and "not retried (unknown, or not failed): 999" in nothing.stderr
 
 
-def test_a_missing_path_is_reported_and_the_rest_goes_on(tmp_path, cli_env):
+def test_a_missing_path_is_a_usage_error_and_nothing_is_added(tmp_path, cli_env):
     write_photos(tmp_path / "in", 1)
-    done = snapdesk("submit", str(tmp_path / "in"), str(tmp_path / "nope"), "--wait", env=cli_env)
-    assert done.returncode == 0
-    assert f"skipped {tmp_path / 'nope'}: no such file or folder" in done.stderr
-    assert "1 complete" in done.stdout and "1 missing" in done.stdout
+    for args in ([str(tmp_path / "nope")], [str(tmp_path / "in"), str(tmp_path / "nope")]):
+        done = snapdesk("submit", *args, "--wait", env=cli_env)
+        assert done.returncode == 2, done
+        assert f"no such file or folder: {tmp_path / 'nope'}; nothing was added" in done.stderr
+    status = snapdesk("status", env=cli_env)
+    assert status.returncode == 0 and "no sessions yet" in status.stdout
 
 
 def test_redis_farm_with_two_workers_started_by_hand(tmp_path, cli_env, redis_url):

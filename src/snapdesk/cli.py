@@ -6,7 +6,7 @@
     snapdesk retry [--failed [--session N] | JOB_ID...]
     snapdesk cancel [--session N | JOB_ID...]
     snapdesk discard [--failed [--session N] | JOB_ID...]
-    snapdesk jobs [--failed] [--json]
+    snapdesk jobs [--failed] [--json] | snapdesk jobs --watch
     snapdesk pause QUEUE... / snapdesk resume QUEUE...
     snapdesk remove SESSION
     snapdesk health [--json] [--max-lag SECONDS]
@@ -16,17 +16,22 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
-from . import __version__
 import redis
 
+from . import __version__
+
 from .config import QUEUES, ConfigError, load_settings
+from .engine.jobs import KINDS
 from .engine.library import Library, LibraryError
 from .engine.retrying import TRANSIENT_ERRORS
+from .engine.stats import unserved_message as stats_message
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -62,6 +67,12 @@ class ProgressBar:
         self.stream.flush()
         self._last = None  # repaint the progress line
 
+    def warning(self, message: str) -> None:
+        """A line of its own for something the person can do about (a queue no worker serves)."""
+        self.stream.write(("\r\033[K" if self.tty else "") + "waiting: " + message + "\n")
+        self.stream.flush()
+        self._last = None
+
     def finish(self, counts: Counter) -> None:
         self._last_print = 0.0  # the final counts always show
         self(counts)
@@ -72,6 +83,13 @@ class ProgressBar:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="the library's data folder (default: SNAPDESK_DATA_DIR or the user data dir)")
     p.add_argument("--redis", metavar="URL", help="use a Redis worker farm (default: REDIS_URL; else the embedded queue)")
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
 
 
 def _failed_or_ids(p: argparse.ArgumentParser) -> None:
@@ -101,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("session", nargs="?", type=int)
     p.add_argument("--json", action="store_true", help="print the session as JSON")
 
-    _failed_or_ids(commands.add_parser("retry", help="queue failed jobs again"))
+    p = commands.add_parser("retry", help="queue failed jobs again")
+    _failed_or_ids(p)
+    p.add_argument("--force", action="store_true", help="also jobs that failed for good (a damaged file, not an "
+                   "image) whose file has not changed since")
 
     p = commands.add_parser("cancel", help="cancel queued and running jobs")
     _common(p)
@@ -118,8 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--held", action="store_true", help="list the events not applied (set aside as forged or "
                    "malformed, or deferred because their result files could not be written), with their reasons")
     p.add_argument("--limit", type=int, default=20, help="with --held: at most this many (default 20)")
-    p.add_argument("--window", type=float, default=3600, help="seconds of history for rates and durations "
-                   "(default 3600)")
+    p.add_argument("--window", type=float, help="seconds of history for rates and durations "
+                   "(default 3600; 60 with --watch)")
+    p.add_argument("--watch", action="store_true", help="the farm at a glance, redrawn every second as top does: "
+                   "queues, workers, throughput and failures; Ctrl+C quits")
+    p.add_argument("--interval", type=float, default=1.0, help="with --watch: seconds between refreshes "
+                   "(default 1)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     for name, verb in (("pause", "pause queues: workers finish what they run and take nothing new"),
@@ -141,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("health", help="check the transport, the workers and the queue lag; exit 1 if unwell")
     _common(p)
-    p.add_argument("--max-lag", type=float, default=300, help="seconds a job may wait before that is unwell "
+    p.add_argument("--max-lag", type=_seconds, default=300, help="seconds a job may wait before that is unwell "
                    "(default 300)")
     p.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -150,7 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
-        # `snapdesk` and `snapdesk PATH...` open the window (Qt is imported only then).
+        # `snapdesk` and `snapdesk PATH...` open the window (Qt is imported only then); a word
+        # that is neither a command nor a path is a mistyped command, not a session to make.
+        missing = [a for a in argv if not a.startswith("-") and not Path(a).exists()]
+        if missing:
+            guess = difflib.get_close_matches(missing[0], COMMANDS, n=1)
+            print(f"snapdesk: {missing[0]!r} is neither a command nor a file or folder"
+                  + (f"; did you mean {guess[0]}?" if guess else "") + " (see snapdesk --help)", file=sys.stderr)
+            return EXIT_USAGE
         from .gui.app import main as open_window
 
         return open_window(argv)
@@ -178,12 +210,21 @@ def main(argv=None) -> int:
 
 
 def cmd_submit(library: Library, args) -> int:
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"snapdesk: no such file or folder: {', '.join(missing)}; nothing was added", file=sys.stderr)
+        return EXIT_USAGE
     session, scanner = library.submit(args.paths, reprocess=args.reprocess)
     for path, reason in scanner.problems:
         print(f"skipped {path}: {reason}", file=sys.stderr)
+    if not library.document_counts(session)["total"]:
+        skipped = sum(scanner.skipped.values())
+        print(f"nothing to process in {', '.join(args.paths)}"
+              + (f": {_count(skipped, 'file')} skipped (see below)" if skipped else ": no files found")
+              + f". SnapDesk reads {', '.join(sorted({s.lstrip('.').upper() for s in KINDS}))}.", file=sys.stderr)
     if args.wait:
         bar = ProgressBar()
-        library.wait(session, on_progress=bar, on_connection=bar.connection)
+        library.wait(session, on_progress=bar, on_connection=bar.connection, on_warning=bar.warning)
         bar.finish(library.document_counts(session))
     return _show(library, session, args.json, waited=args.wait)
 
@@ -191,9 +232,16 @@ def cmd_submit(library: Library, args) -> int:
 def cmd_status(library: Library, args) -> int:
     library.housekeeping()
     session = library.session(args.session) if args.session else library.latest_session()
-    if session is None:
-        print("snapdesk: " + (f"no session {args.session}" if args.session else "no sessions yet"), file=sys.stderr)
+    if session is None and args.session:
+        print(f"snapdesk: no session {args.session}", file=sys.stderr)
         return EXIT_USAGE
+    if session is None:
+        print("no sessions yet: add files with `snapdesk submit PATH...`, or drop them on the window (`snapdesk`)")
+        return EXIT_OK
+    # (Local workers start with the work: on the embedded queue a missing one is starting.)
+    unserved = library.unserved_queues() if library.local_workers is None else []
+    if unserved and not args.json:
+        print(f"waiting: {stats_message(unserved)}", file=sys.stderr)
     return _show(library, session, args.json, waited=False)
 
 
@@ -202,9 +250,16 @@ def cmd_retry(library: Library, args) -> int:
     if not args.failed and not args.job_ids:
         print("snapdesk: name the jobs to retry, or use --failed", file=sys.stderr)
         return EXIT_USAGE
-    retried = library.retry(job_ids=args.job_ids, failed=args.failed, session_id=args.session)
-    print(f"queued {len(retried)} job{'s' if len(retried) != 1 else ''} again")
-    return _report_missing(args.job_ids, [job.id for job in retried], "not retried (unknown, or not failed)")
+    held_back: list[int] = []
+    retried = library.retry(job_ids=args.job_ids, failed=args.failed, session_id=args.session, force=args.force,
+                            held_back=held_back)
+    print(f"queued {_jobs(len(retried))} again")
+    if held_back:
+        print(f"not retried: {_jobs(len(held_back))} that failed for good (no retry cures them) and whose file has "
+              f"not changed since: {', '.join(map(str, held_back))}. Fix or replace the file, or retry them anyway "
+              "with --force.", file=sys.stderr)
+    return _report_missing([j for j in args.job_ids if j not in held_back], [job.id for job in retried],
+                           "not retried (unknown, or not failed)")
 
 
 def cmd_cancel(library: Library, args) -> int:
@@ -225,6 +280,8 @@ def cmd_discard(library: Library, args) -> int:
 
 
 def cmd_jobs(library: Library, args) -> int:
+    if args.watch:
+        return _watch_jobs(library, args)
     library.housekeeping()
     if args.held:
         held = library.held_events(limit=args.limit)
@@ -244,33 +301,101 @@ def cmd_jobs(library: Library, args) -> int:
             print("no failed jobs")
         else:
             for job in failed:
-                print(f"{job['id']:>6}  {job['type']:<10} {job['path']}\n        {job['error']} "
-                      f"(attempt {job['attempts']} of {job['max_attempts']})")
+                how = ("permanent: no retry will cure this" if job["error_kind"] == "permanent"
+                       else f"attempt {job['attempts']} of {job['max_attempts']}")
+                print(f"{job['id']:>6}  {job['type']:<10} {job['path']}\n        {job['error']} ({how})")
             print("retry with: snapdesk retry JOB_ID... | --failed;  drop with: snapdesk discard JOB_ID...")
         return EXIT_OK
-    stats = library.statistics(window=args.window)
+    window = args.window or 3600
+    stats = library.statistics(window=window)
     if args.json:
         _dump(stats)
         return EXIT_OK
-    minutes = args.window / 60
-    print(f"{stats['transport']}; rates and durations over the last {minutes:.0f} min")
-    print(f"{'queue':<10} {'waiting':>7} {'delayed':>7} {'running':>7} {'done':>6} {'failed':>6} "
-          f"{'per min':>7} {'mean ms':>7} {'p95 ms':>7} {'fail %':>6}")
+    print(f"{stats['transport']}; rates and durations over the last {_span(window)}")
+    print("\n".join(_statistics_lines(stats)))
+    return EXIT_OK
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _statistics_lines(stats: dict) -> list[str]:
+    """The queues table, events not applied, and the workers: `snapdesk jobs` and each --watch frame."""
+    lines = [f"{'queue':<10} {'waiting':>7} {'delayed':>7} {'running':>7} {'done':>6} {'failed':>6} "
+             f"{'per min':>7} {'mean ms':>7} {'p95 ms':>7} {'fail %':>6}"]
     for queue, q in stats["queues"].items():
         rate = "-" if q["failure_rate"] is None else f"{100 * q['failure_rate']:.0f}"
-        print(f"{queue + (' (paused)' if q['paused'] else ''):<10} {q['waiting']:>7} {q['delayed']:>7} "
-              f"{q['states']['processing']:>7} {q['states']['complete']:>6} {q['states']['failed']:>6} "
-              f"{q['throughput_per_min']:>7} {q['mean_ms'] or '-':>7} {q['p95_ms'] or '-':>7} {rate:>6}")
+        lines.append(f"{queue + (' (paused)' if q['paused'] else ''):<10} {q['waiting']:>7} {q['delayed']:>7} "
+                     f"{q['states']['processing']:>7} {q['states']['complete']:>6} {q['states']['failed']:>6} "
+                     f"{q['throughput_per_min']:>7} {q['mean_ms'] or '-':>7} {q['p95_ms'] or '-':>7} {rate:>6}")
     held = stats["held_events"]
     if held["set_aside"]["count"] or held["deferred"]["count"]:
-        print(f"events not applied: {held['set_aside']['count']} set aside, {held['deferred']['count']} deferred "
-              "(see snapdesk jobs --held)")
-    print(f"workers: {len(stats['workers'])}")
+        lines.append(f"events not applied: {held['set_aside']['count']} set aside, {held['deferred']['count']} "
+                     "deferred (see snapdesk jobs --held)")
+    lines.append(f"workers: {len(stats['workers'])}")
     for w in stats["workers"]:
         running = ", ".join(f"{r['job_type']} {r['job_id']}" for r in w["running"]) or "idle"
-        print(f"  {w['host']}:{w['pid']}  {','.join(w['queues'])}  heartbeat {w['seconds_since_heartbeat']} s ago"
-              f"  {running}")
-    return EXIT_OK
+        lines.append(f"  {w['host']}:{w['pid']}  {','.join(w['queues'])}  heartbeat {w['seconds_since_heartbeat']} "
+                     f"s ago  {running}")
+    return lines
+
+
+def _watch_jobs(library: Library, args) -> int:
+    """`snapdesk jobs --watch`: redraw the farm's statistics every --interval seconds until Ctrl+C.
+
+    On a terminal each frame is drawn over the last (no scrolling, no flicker); into a pipe or a
+    file, frames follow one another. As an owner it applies events between frames, so the counts
+    are live; beside the window it reads what the window applies."""
+    import shutil
+    from pathlib import Path
+
+    from .engine.retrying import describe
+
+    window = args.window or 60
+    tty = sys.stdout.isatty()
+    previous: tuple[float, int] | None = None  # (when, jobs done) at the last frame, for the rate now
+    try:
+        if tty:
+            sys.stdout.write("\033[?25l\033[2J")  # hide the cursor, clear the screen
+        while True:
+            began = time.monotonic()
+            header = (f"snapdesk jobs --watch  {library.transport.describe()}  {time.strftime('%H:%M:%S')}  "
+                      f"every {args.interval:g} s, Ctrl+C quits" + ("  (read-only: the window applies events)"
+                                                                    if library.read_only else ""))
+            try:
+                library.housekeeping()
+                stats = library.statistics(window=window)
+                failed = library.failed_jobs(limit=5)
+            except TRANSIENT_ERRORS as exc:
+                lines = [header, "", f"cannot reach {library.transport.describe()} ({describe(exc)}); retrying"]
+            else:
+                done = sum(q["states"]["complete"] + q["states"]["failed"] for q in stats["queues"].values())
+                now_rate = ""
+                if previous is not None and began > previous[0]:
+                    now_rate = f"; now {60 * (done - previous[1]) / (began - previous[0]):.0f} per min"
+                previous = (began, done)
+                per_min = sum(q["throughput_per_min"] for q in stats["queues"].values())
+                lines = [header, f"throughput: {per_min:g} jobs per min over the last {_span(window)}{now_rate}", "",
+                         *_statistics_lines(stats)]
+                if failed:
+                    lines += ["", "latest failures (snapdesk jobs --failed):"]
+                    lines += [f"  {j['id']:>6}  {j['type']:<9} {Path(j['path']).name}: {j['error']}" for j in failed]
+            if tty:
+                width = shutil.get_terminal_size().columns
+                sys.stdout.write("\033[H" + "".join(line[:width] + "\033[K\n" for line in lines) + "\033[J")
+            else:
+                sys.stdout.write("\n".join(lines) + "\n\n")
+            sys.stdout.flush()
+            time.sleep(max(0.0, max(args.interval, 0.1) - (time.monotonic() - began)))
+    except KeyboardInterrupt:
+        if not tty:
+            sys.stdout.flush()
+        return EXIT_OK
+    finally:
+        if tty:
+            sys.stdout.write("\033[?25h")  # the cursor back
+            sys.stdout.flush()
 
 
 def cmd_pause(library: Library, args) -> int:
@@ -328,8 +453,12 @@ def _report_missing(asked, done, why: str) -> int:
     return EXIT_FAILED if missing else EXIT_OK
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _jobs(n: int) -> str:
-    return f"{n} job{'s' if n != 1 else ''}"
+    return _count(n, "job")
 
 
 def _dump(data) -> None:
@@ -351,8 +480,9 @@ def _show(library: Library, session, as_json: bool, waited: bool) -> int:
 def _summary(report: dict) -> str:
     s, counts = report["session"], report["counts"]
     docs = counts["documents"]
-    lines = [f"session {s['id']} ({s['name']}): {s['status']}, {docs['total']} documents, "
-             + ", ".join(f"{n} {state}" for state, n in docs.items() if state != "total" and n)]
+    states = [f"{n} {state}" for state, n in docs.items() if state != "total" and n]
+    lines = [f"session {s['id']} ({s['name']}): {s['status']}, {_count(docs['total'], 'document')}"
+             + "".join(f", {state}" for state in states)]
     skipped = {k: v for k, v in counts["skipped"].items() if v}
     if skipped:
         lines.append("skipped: " + ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in skipped.items()))
@@ -360,10 +490,16 @@ def _summary(report: dict) -> str:
         for job_type, job in doc["jobs"].items():
             if job["state"] == "failed":
                 lines.append(f"  failed: {doc['path']} ({job_type}, job {job['id']}): {job['error']}")
+    failed = [job for doc in report["documents"] for job in doc["jobs"].values() if job["state"] == "failed"]
+    permanent = sum(job["error_kind"] == "permanent" for job in failed)
     if s["status"] == "running":
         lines.append(f"follow it with: snapdesk status {s['id']}")
-    elif docs["failed"]:
-        lines.append("retry the failed ones with: snapdesk retry --failed")
+    elif failed:
+        if permanent:
+            lines.append(f"{_count(permanent, 'job')} failed for good: no retry will cure "
+                         f"{'it' if permanent == 1 else 'them'} (fix or replace the file, then retry)")
+        if len(failed) > permanent:
+            lines.append("retry the failed ones with: snapdesk retry --failed")
     return "\n".join(lines)
 
 

@@ -625,9 +625,14 @@ class Library:
         return len(lost)
 
     # -- user actions ------------------------------------------------------------------
-    def retry(self, job_ids: Iterable[int] = (), failed: bool = False, session_id: int | None = None) -> list[Job]:
-        """Queue failed (or cancelled) jobs again, ahead of batch work, with a fresh set of attempts."""
-        query = Job.select()
+    def retry(self, job_ids: Iterable[int] = (), failed: bool = False, session_id: int | None = None,
+              force: bool = False, held_back: list[int] | None = None) -> list[Job]:
+        """Queue failed (or cancelled) jobs again, ahead of batch work, with a fresh set of attempts.
+
+        A job that failed for good (a damaged file, not an image) runs again only when its file
+        changed since (then the new content is processed), or with ``force``; the ids of those
+        left alone are added to ``held_back``."""
+        query = Job.select(Job, Document).join(Document)
         if failed:
             query = query.where(Job.state == FAILED)
             if session_id is not None:
@@ -639,6 +644,11 @@ class Library:
             for job in query:
                 if job.state not in (FAILED, CANCELLED):
                     continue
+                if (job.state == FAILED and job.error_kind == "permanent" and not force
+                        and not self._take_new_content(job.document)):
+                    if held_back is not None:
+                        held_back.append(job.id)
+                    continue
                 self._run_again(job, "retry")
                 retried.append(job)
                 retried += self._rerun_dependents(job)
@@ -647,6 +657,23 @@ class Library:
         self.ensure_workers()
         return retried
 
+
+    def _take_new_content(self, doc: Document) -> bool:
+        """Whether the document's file holds other content than when it was added; if so, the
+        document now stands for the new content (its hash, size and time)."""
+        path = Path(doc.path)
+        try:
+            stat = path.stat()
+            if stat.st_size == doc.size and stat.st_mtime == doc.mtime:
+                return False
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return False  # gone or unreadable: a retry would fail the same way
+        if sha == doc.sha256:
+            return False
+        Document.update(sha256=sha, size=stat.st_size, mtime=stat.st_mtime, blob_in_flight=False).where(
+            Document.id == doc.id).execute()
+        return True
 
     def _run_again(self, job: Job, why: str) -> None:
         """Back to pending as a new attempt, with a fresh set of attempts, ahead of batch work."""
@@ -872,15 +899,27 @@ class Library:
         self.ensure_workers()
         self.maybe_maintain()
 
+    #: How long a queue with work may go without a live worker before ``wait`` says so.
+    UNSERVED_GRACE = 10.0
+
+    def unserved_queues(self) -> list[str]:
+        """The queues with work waiting that no live worker serves."""
+        return stats.unserved_queues(self.transport.queue_counts(), stats.workers(self.transport))
+
     def wait(self, session: UploadSession, on_progress: Callable[[Counter], None] | None = None,
-             timeout: float | None = None, on_connection: Callable[[bool, str], None] | None = None) -> bool:
+             timeout: float | None = None, on_connection: Callable[[bool, str], None] | None = None,
+             on_warning: Callable[[str], None] | None = None) -> bool:
         """Apply events until every job of the session has ended; False on timeout.
 
         While the transport is unavailable it retries with backoff, telling ``on_connection(False,
-        why)`` once, and ``on_connection(True, ...)`` when it is back; nothing is lost meanwhile."""
+        why)`` once, and ``on_connection(True, ...)`` when it is back; nothing is lost meanwhile.
+        A queue whose work no live worker serves for ``UNSERVED_GRACE`` seconds is told to
+        ``on_warning`` once; the wait goes on."""
         deadline = None if timeout is None else time.monotonic() + timeout
         next_housekeeping = 0.0
         backoff = Backoff(first=0.5, cap=5.0)
+        unserved_since: dict[str, float] = {}
+        warned: set[str] = set()
         while True:
             try:
                 self.pump(block_ms=250)
@@ -888,6 +927,14 @@ class Library:
                 if self.caught_up and now >= next_housekeeping:
                     self.housekeeping()
                     next_housekeeping = now + 2
+                    if on_warning:
+                        unserved = self.unserved_queues()
+                        unserved_since = {q: unserved_since.get(q, now) for q in unserved}
+                        due = [q for q, since in unserved_since.items()
+                               if now - since >= self.UNSERVED_GRACE and q not in warned]
+                        if due:
+                            warned.update(due)
+                            on_warning(stats.unserved_message(due))
             except TRANSIENT_ERRORS as exc:
                 if backoff.failures == 0:
                     why = describe_error(exc)

@@ -103,6 +103,8 @@ class LocalWorkers:
             kwargs["start_new_session"] = True  # outlives a CLI that returns at once
         self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, **kwargs)
+        # Reaped the moment it exits (idle, or stopped), not left a zombie until the app quits.
+        threading.Thread(target=self.process.wait, name="reap-local-worker", daemon=True).start()
         log.info("started a local worker, pid %s", self.process.pid)
 
     def stop(self, timeout: float | None = 30) -> None:
@@ -111,8 +113,7 @@ class LocalWorkers:
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
-        if timeout is None:  # reap it when it has drained, without making anyone wait
-            threading.Thread(target=self.process.wait, name="reap-local-worker", daemon=True).start()
+        if timeout is None:  # it drains on its own; the reaper thread waits for it
             return
         try:
             self.process.wait(timeout)

@@ -84,7 +84,8 @@ def statistics(transport, window: float = 3600.0, now: float | None = None) -> d
                                 .group_by(Job.state).tuples())) if types else Counter()
         recent = list(Job.select(Job.id, Job.state, Job.duration_ms, Job.queued_at, Job.started_at, Job.worker,
                                  Job.document).where(Job.type.in_(types), Job.finished_at >= since,
-                                                     Job.state.in_((COMPLETE, FAILED)), Job.reused_from.is_null()))
+                                                     Job.state.in_((COMPLETE, FAILED)), Job.reused_from.is_null(),
+                                                     Job.worker.is_null(False)))  # not those the owner ended unrun
         done = [j for j in recent if j.state == COMPLETE]
         failed = [j for j in recent if j.state == FAILED]
         durations = [j.duration_ms for j in done if j.duration_ms is not None]
@@ -123,6 +124,17 @@ def workers(transport, now: float | None = None) -> list[dict]:
             for w in transport.workers(max_age=WORKER_ALIVE_SECONDS)]
 
 
+def unserved_queues(counts: dict, live: list[dict]) -> list[str]:
+    """The queues with work waiting that no live worker serves (and that are not paused)."""
+    served = {q for w in live for q in w["queues"] if q not in w.get("paused", [])}
+    return sorted(q for q, c in counts.items() if c["waiting"] and not c["paused"] and q not in served)
+
+
+def unserved_message(unserved: list[str]) -> str:
+    return (f"no live worker serves the {', '.join(unserved)} queue{'s' if len(unserved) > 1 else ''}: its jobs "
+            f"wait until one does (snapdesk-worker --queues {','.join(unserved)})")
+
+
 def health(transport, max_lag: float = 300.0, need_workers: bool = True, now: float | None = None) -> dict:
     """Is the transport reachable, is some worker alive to serve each queue with work, and does no
     job wait longer than ``max_lag`` seconds? ``ok`` is False when any check fails."""
@@ -149,8 +161,7 @@ def health(transport, max_lag: float = 300.0, need_workers: bool = True, now: fl
               f"{WORKER_ALIVE_SECONDS:.0f} s" + (f" while {sum(waiting.values())} jobs wait" if waiting else ""))
     else:
         check("workers", True, "none running, and no work waiting (local workers start with the work)")
-    served = {q for w in live for q in w["queues"] if q not in w.get("paused", [])}
-    unserved = sorted(q for q in waiting if q not in served)
+    unserved = unserved_queues(counts, live)
     if unserved:
         check("queues", False, "jobs wait on " + ", ".join(f"{q} ({waiting[q]})" for q in unserved)
               + " and no live worker serves " + ("it" if len(unserved) == 1 else "them"))

@@ -43,7 +43,7 @@ import onnxruntime as ort
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import pdf
-from .errors import PermanentError, RetryableError
+from .errors import PermanentError, RetryableError, damaged
 
 DEFAULT_MAX_PIXELS = 180_000_000
 
@@ -321,7 +321,7 @@ def _image_frames(source: bytes, max_pixels: int) -> list[tuple]:
     except Image.DecompressionBombError as exc:
         raise PermanentError(f"the image is too large to open safely ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise PermanentError(f"the image is damaged or truncated ({exc})") from None
+        raise damaged(exc) from None
     except MemoryError:
         raise RetryableError("not enough memory to decode the image") from None
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 import blurhash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import PermanentError, RetryableError
+from .errors import PermanentError, RetryableError, damaged
 
 #: Thumbnail widths, largest first: each is made from the one before it.
 SIZES = {"lg": 600, "md": 300, "sm": 150}
@@ -65,7 +65,7 @@ def make_thumbnails(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT
         raise PermanentError(f"the image is too large to open safely ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         # Pillow reports damaged data as OSError ("image file is truncated", "broken data stream").
-        raise PermanentError(f"the image is damaged or truncated ({exc})") from None
+        raise damaged(exc) from None
     except MemoryError:
         raise RetryableError("not enough memory to decode the image") from None
 
