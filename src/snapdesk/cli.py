@@ -404,7 +404,8 @@ def cmd_pause(library: Library, args) -> int:
         (library.pause if args.command == "pause" else library.resume)(queue)
     library.ensure_workers()  # a local worker may have left while its queues were paused
     paused = library.paused_queues()
-    print(f"paused: {', '.join(sorted(paused)) or 'none'}")
+    farm = " (farm-wide: every desktop's jobs on a paused queue wait)" if library.transport.name == "redis" and paused else ""
+    print(f"paused: {', '.join(sorted(paused)) or 'none'}{farm}")
     return EXIT_OK
 
 
