@@ -60,10 +60,11 @@ def test_filters_follow_status_changes(qtmodeltester):
     proxy.setSourceModel(model)
     qtmodeltester.check(proxy)
     counts = {}
-    for name in ("all", "running", "failed", "done"):
+    for name in ("all", "queued", "running", "failed", "done"):
         proxy.set_filter(name)
         counts[name] = proxy.rowCount()
-    assert counts == {"all": 4, "running": 2, "failed": 1, "done": 1}
+    assert counts == {"all": 4, "queued": 1, "running": 1, "failed": 1, "done": 1}  # queued is not running
+    assert proxy.counts() == counts
     proxy.set_filter("failed")
     model.update([doc(2, "failed")])
     model.flush()

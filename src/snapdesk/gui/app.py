@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(Path(settings.data_dir))
     _install_excepthook()
 
-    from .window import MainWindow, app_icon
+    from .icon import app_icon
+    from .window import MainWindow
 
     app.setWindowIcon(app_icon())
 

@@ -31,7 +31,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from .models import STATUS_TEXT, RowRole
+from .models import STATUS_TEXT, RowRole, finished_percent
 from .rows import COMPLETE, FAILED_DOC, QUEUED, RUNNING, DocRow, SessionRow
 
 GREEN = QColor("#2e9d57")
@@ -148,7 +148,7 @@ class DocumentDelegate(QStyledItemDelegate):
         # status line
         p.setFont(option.font)
         status_rect = QRect(rect.left() + self.PAD, rect.top() + 156, rect.width() - 2 * self.PAD, 22)
-        if row.status == FAILED_DOC:
+        if self.offers_retry(row):
             status_rect.setRight(self.retry_rect(rect).left() - 4)
             self._paint_retry(p, self.retry_rect(rect), palette)
         if row.status == COMPLETE and row.title:  # the summary's title reads as text, not as a status
@@ -163,7 +163,14 @@ class DocumentDelegate(QStyledItemDelegate):
         p.restore()
 
     @staticmethod
+    def offers_retry(row: DocRow) -> bool:
+        """A failed tile has a Retry button unless no retry can cure it (then it says so instead)."""
+        return row.status == FAILED_DOC and bool(row.retry_job_ids)
+
+    @staticmethod
     def status_text(row: DocRow) -> str:
+        if row.permanent:
+            return "Failed · permanent"
         if row.status == RUNNING:
             return f"Processing {row.progress}%" if row.progress else "Processing…"
         if row.status == QUEUED and row.jobs_done:
@@ -241,7 +248,7 @@ class DocumentDelegate(QStyledItemDelegate):
         if event.type() == QEvent.Type.MouseButtonRelease and isinstance(event, QMouseEvent) \
                 and event.button() == Qt.MouseButton.LeftButton:
             row: DocRow | None = index.data(RowRole)
-            if row is not None and row.status == FAILED_DOC \
+            if row is not None and self.offers_retry(row) \
                     and self.retry_rect(option.rect).contains(event.position().toPoint()):
                 self.retryClicked.emit(row.id)
                 return True
@@ -279,12 +286,16 @@ class SessionDelegate(QStyledItemDelegate):
         center = ring.center()
         if row.total and row.finished == row.total and not row.scanning:  # finished: a mark instead of "100"
             _badge(p, center, 7, RED if row.failed else GREEN, "bang" if row.failed else "check")
-        else:
+        else:  # the share finished, as a percentage, sized to fit inside the ring
+            text = self.ring_text(row)
             pct_font = QFont(option.font)
             pct_font.setPointSizeF(max(pct_font.pointSizeF() * 0.7, 6))
+            inside = ring.width() - 9
+            while pct_font.pointSizeF() > 5 and QFontMetrics(pct_font).horizontalAdvance(text) > inside:
+                pct_font.setPointSizeF(pct_font.pointSizeF() - 0.5)
             p.setFont(pct_font)
             p.setPen(fg)
-            p.drawText(ring, Qt.AlignmentFlag.AlignCenter, f"{int(100 * row.finished / row.total) if row.total else 0}")
+            p.drawText(ring, Qt.AlignmentFlag.AlignCenter, text)
 
         left = int(ring.right()) + 10
         badge_w = 0
@@ -314,6 +325,11 @@ class SessionDelegate(QStyledItemDelegate):
         p.drawText(QRect(left, rect.top() + 30, width, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                    QFontMetrics(option.font).elidedText(self.subtitle(row), Qt.TextElideMode.ElideRight, width))
         p.restore()
+
+    @staticmethod
+    def ring_text(row: SessionRow) -> str:
+        """Inside the ring of a session with work left: the share of its documents finished."""
+        return f"{finished_percent(row)}%"
 
     @staticmethod
     def _paint_ring(p: QPainter, ring: QRectF, row: SessionRow, track: QColor, selected: bool) -> None:

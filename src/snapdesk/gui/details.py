@@ -71,15 +71,26 @@ class JobCard(QFrame):
                        f"<span style='color:{color.name() if color else '#888'}'>"
                        f"{JOB_STATE_TEXT.get(job['state'], job['state'])}</span>")
         head.addWidget(title, 1)
+        ended = job["state"] in ("failed", "cancelled")
+        # A permanent failure gets no Retry (it would fail the same way), unless its file changed since.
+        cures = job.get("retry_cures", ended and job.get("error_kind") != "permanent")
+        self.permanent = ended and job.get("error_kind") == "permanent" and not cures
         self.retry_button = QPushButton("Retry")
         self.retry_button.setObjectName(f"retryJob{job['id']}")
-        self.retry_button.setEnabled(job["state"] in ("failed", "cancelled"))
-        self.retry_button.setVisible(job["state"] in ("failed", "cancelled"))
+        self.retry_button.setAccessibleName(f"Retry the {JOB_NAMES.get(job['type'], job['type'])} job")
+        self.retry_button.setEnabled(cures)
+        self.retry_button.setVisible(cures)
         self.retry_button.clicked.connect(lambda: on_retry(job["id"]))
         head.addWidget(self.retry_button)
+        self.permanent_label = QLabel("Permanent")
+        self.permanent_label.setObjectName("permanent")
+        self.permanent_label.setToolTip("No retry will cure this. If the file is fixed or replaced, Retry comes back")
+        self.permanent_label.setVisible(self.permanent)
+        head.addWidget(self.permanent_label)
         layout.addLayout(head)
 
-        facts = [f"attempt {job['attempts']} of {job['max_attempts']}"]
+        # A permanent failure gets no further attempts: "of 3" would promise two more.
+        facts = [f"attempt {job['attempts']}" + ("" if self.permanent else f" of {job['max_attempts']}")]
         if job.get("duration_ms") is not None:
             facts.append(_ms(job["duration_ms"]))
         if job.get("worker"):
@@ -92,8 +103,13 @@ class JobCard(QFrame):
         info.setObjectName("muted")
         layout.addWidget(info)
         if job.get("error"):
-            error = QLabel(job["error"] + (" (no retry will cure this)" if job.get("error_kind") == "permanent"
-                                           else ""))
+            if self.permanent and job["state"] == "failed":
+                note = " No retry will cure this."
+            elif job.get("error_kind") == "permanent" and cures:
+                note = " The file has changed since it was added: Retry processes its new content."
+            else:
+                note = ""
+            error = QLabel(job["error"] + ("." if note and not job["error"].endswith(".") else "") + note)
             error.setTextFormat(Qt.TextFormat.PlainText)
             error.setObjectName("error")
             error.setWordWrap(True)
@@ -207,6 +223,7 @@ class DetailsPanel(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setMinimumWidth(240)
+        self.setAccessibleName("Details of the selected document")
         body = QWidget()
         self.setWidget(body)
         self.layout_ = QVBoxLayout(body)
@@ -280,6 +297,7 @@ class DetailsPanel(QScrollArea):
         self.details = None
         self.content.hide()
         self.empty.show()
+        self.verticalScrollBar().setValue(0)
 
     def show_details(self, details: dict | None) -> None:
         if not details:
@@ -289,10 +307,13 @@ class DetailsPanel(QScrollArea):
             return  # nothing new: keep the cards (and the text selection, the scroll position) as they are
         same = self.details is not None and self.details["id"] == details["id"]
         self.details = details
+        if not same:  # another document starts at its top, preview first
+            self.verticalScrollBar().setValue(0)
         self.empty.hide()
         self.content.show()
         name = os.path.basename(details["path"])
         self.title.setText(f"<b>{html.escape(name)}</b>")
+        self.preview.setAccessibleName(f"Preview of {name}")
         color = STATUS_COLOR.get(details["status"])
         self.status.setText(f"<span style='color:{color.name() if color else 'gray'}'>"
                             f"{STATUS_TEXT.get(details['status'], details['status'])}</span>")

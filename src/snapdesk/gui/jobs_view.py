@@ -15,7 +15,10 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
+    QWidget,
 )
+
+from .rows import document_files, retry_cures
 
 
 def _ms(value) -> str:
@@ -33,6 +36,7 @@ def _table(headers: list[str]) -> QTableWidget:
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
     table.setAlternatingRowColors(True)
+    table.setTabKeyNavigation(False)  # Tab moves on to the next control; the arrows move between cells
     return table
 
 
@@ -58,6 +62,7 @@ class JobsDialog(QDialog):
         self.resize(900, 620)
         self.stats: dict | None = None
         self.failed: list[dict] = []
+        self.paused: set[str] = set()
         layout = QVBoxLayout(self)
 
         self.summary = QLabel()
@@ -74,13 +79,16 @@ class JobsDialog(QDialog):
         self.workers.setMaximumHeight(150)
         layout.addWidget(self.workers)
         layout.addWidget(self._title("Failed jobs"))
-        self.failed_table = _table(["File", "Job", "Attempts", "Worker", "Error"])
+        self.failed_table = _table(["File", "Job", "Attempts", "Worker", "Retry", "Error"])
         self.failed_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.failed_table.itemSelectionChanged.connect(self._failed_selection_changed)
         layout.addWidget(self.failed_table, 1)
         buttons = QHBoxLayout()
         self.retry_button = QPushButton("Retry Selected")
         self.retry_button.clicked.connect(self.retry_selected)
+        self.retry_button.setEnabled(False)
         self.retry_all_button = QPushButton("Retry All Failed")
+        self.retry_all_button.setToolTip("Queue again every failed job a retry may cure; permanent failures stay")
         self.retry_all_button.clicked.connect(self.retry_all)
         self.discard_button = QPushButton("Discard Selected")
         self.discard_button.setToolTip("Take the selected jobs off the failed list; their error is kept")
@@ -115,7 +123,11 @@ class JobsDialog(QDialog):
 
     def refresh(self) -> None:
         def op(lib):
-            return lib.statistics(), lib.failed_jobs(limit=500), sorted(lib.paused_queues())
+            failed = lib.failed_jobs(limit=500)
+            documents = document_files({f["document_id"] for f in failed if f["error_kind"] == "permanent"})
+            for f in failed:  # asks the disk whether a permanent failure's file changed since: owner thread
+                f["retry_cures"] = retry_cures("failed", f["error_kind"], documents.get(f["document_id"], {}))
+            return lib.statistics(), failed, sorted(lib.paused_queues())
         self.owner.call(op, self._show)
 
     def _show(self, result) -> None:
@@ -135,21 +147,44 @@ class JobsDialog(QDialog):
                          "–" if q.get("failure_rate") is None else f"{100 * q['failure_rate']:.0f} %",
                          "paused" if name in paused else "running", ""])
         _fill(self.queues, rows)
+        self.paused = set(paused)
+        previous = self.queues
         for r, name in enumerate(stats["queues"]):
-            button = QPushButton("Resume" if name in paused else "Pause")
-            button.setObjectName(f"pause-{name}")
-            button.clicked.connect(lambda _=False, n=name, p=name in paused: self.set_paused(n, not p))
-            self.queues.setCellWidget(r, len(rows[r]) - 1, button)
+            # One button per queue for the dialog's life: a refresh never takes the keyboard focus away.
+            button = self.queues.cellWidget(r, len(rows[r]) - 1)
+            if button is None or button.objectName() != f"pause-{name}":
+                button = QPushButton()
+                button.setObjectName(f"pause-{name}")
+                button.clicked.connect(lambda _=False, n=name: self.set_paused(n, n not in self.paused))
+                self.queues.setCellWidget(r, len(rows[r]) - 1, button)
+                QWidget.setTabOrder(previous, button)  # after the table, before the workers: where they are seen
+            button.setText("Resume" if name in paused else "Pause")
+            button.setAccessibleName(f"{button.text()} the {name} queue")
+            previous = button
         _fill(self.workers, [[f"{w['host']}:{w['pid']}", ", ".join(w["queues"]),
                               ", ".join(f"{k} {v}" for k, v in (w.get("concurrency") or {}).items()),
                               ", ".join(f"{r['job_type']} #{r['job_id']}" for r in w.get("running") or []) or "idle",
                               f"{w['seconds_since_heartbeat']:.0f} s ago"]
                              for w in stats["workers"]])
         _fill(self.failed_table, [[os.path.basename(f["path"]), f["type"], f"{f['attempts']}/{f['max_attempts']}",
-                                   f.get("worker"), f.get("error")] for f in self.failed])
+                                   f.get("worker"), self._retry_text(f), f.get("error")] for f in self.failed])
         for r, f in enumerate(self.failed):
             self.failed_table.item(r, 0).setToolTip(f["path"])
-        self.retry_all_button.setEnabled(bool(self.failed))
+        self.retry_all_button.setEnabled(any(f.get("retry_cures", True) for f in self.failed))
+        self._failed_selection_changed()
+
+    @staticmethod
+    def _retry_text(f: dict) -> str:
+        if f.get("error_kind") != "permanent":
+            return "yes"
+        return "yes, the file changed" if f.get("retry_cures") else "no, permanent"
+
+    def _selected_curable(self) -> list[int]:
+        rows = sorted({i.row() for i in self.failed_table.selectedIndexes()})
+        return [self.failed[r]["id"] for r in rows if r < len(self.failed) and self.failed[r].get("retry_cures", True)]
+
+    def _failed_selection_changed(self) -> None:
+        self.retry_button.setEnabled(bool(self._selected_curable()))
 
     def discard_selected(self) -> None:
         rows = sorted({i.row() for i in self.failed_table.selectedIndexes()})
@@ -161,11 +196,9 @@ class JobsDialog(QDialog):
         self.owner.call(lambda lib: lib.pause(queue) if paused else lib.resume(queue), lambda _: self.refresh())
 
     def retry_selected(self) -> None:
-        rows = sorted({i.row() for i in self.failed_table.selectedIndexes()})
-        ids = [self.failed[r]["id"] for r in rows if r < len(self.failed)]
+        ids = self._selected_curable()  # a permanent failure would fail the same way again
         if ids:
             self.owner.retry(ids, on_done=lambda _: self.refresh())
 
     def retry_all(self) -> None:
-        self.owner.call(lambda lib: lib.touch_jobs([j.id for j in lib.retry(failed=True)]),
-                        lambda _: self.refresh())
+        self.owner.retry(every_failed=True, on_done=lambda _: self.refresh())

@@ -9,6 +9,7 @@ handful of repaints.
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 from collections.abc import Iterable
 
 from PySide6.QtCore import (
@@ -30,13 +31,58 @@ ProgressRole = Qt.ItemDataRole.UserRole + 4
 STATUS_TEXT = {QUEUED: "Queued", RUNNING: "Processing", COMPLETE: "Done", FAILED_DOC: "Failed",
                "cancelled": "Cancelled"}
 
-#: Filters of the document grid: name -> statuses shown.
+#: Filters of the document grid: name -> statuses shown. "running" is what a worker has in hand
+#: now; what waits for a worker is "queued".
 FILTERS = {
     "all": None,
-    "running": frozenset({QUEUED, RUNNING}),
+    "queued": frozenset({QUEUED}),
+    "running": frozenset({RUNNING}),
     "failed": frozenset({FAILED_DOC}),
     "done": frozenset({COMPLETE}),
 }
+#: The filters' names on their buttons, in order.
+FILTER_LABELS = {"all": "All", "queued": "Queued", "running": "Running", "failed": "Failed", "done": "Done"}
+
+
+def document_spoken(row: DocRow) -> str:
+    """What a screen reader says of a tile: "IMG_4100.jpg, done, 4000 by 3000"."""
+    parts = [row.name]
+    if row.status == COMPLETE:
+        parts.append("done")
+        if row.width and row.height:
+            parts.append(f"{row.width} by {row.height}")
+        if row.title:
+            parts.append(row.title)
+    elif row.status == RUNNING:
+        parts.append(f"processing, {row.progress}%" if row.progress else "processing")
+    elif row.status == QUEUED:
+        parts.append("queued" + (f", {row.jobs_done} of {row.jobs_total} jobs done" if row.jobs_done else ""))
+    elif row.status == FAILED_DOC:
+        parts.append("failed for good, no retry will cure it" if row.permanent else "failed, can be retried")
+    else:
+        parts.append(STATUS_TEXT.get(row.status, row.status).lower())
+    return ", ".join(parts)
+
+
+def finished_percent(row: SessionRow) -> int:
+    """The share of a session's documents that finished (done, failed or cancelled): its ring."""
+    return int(100 * row.finished / row.total) if row.total else 0
+
+
+def session_spoken(row: SessionRow) -> str:
+    """What a screen reader says of a session: its name, the share done (the ring), the counts."""
+    if row.scanning:
+        return f"{row.name}, scanning for files, {row.total} found, {row.finished} finished"
+    if row.total and row.finished == row.total:
+        state = "done"
+    else:
+        state = f"{finished_percent(row)}% finished"
+    text = f"{row.name}, {state}, {row.complete} of {row.total} document{'s' if row.total != 1 else ''} done"
+    if row.running or row.queued:
+        text += f", {row.running} running, {row.queued} queued"
+    if row.failed:
+        text += f", {row.failed} failed"
+    return text
 
 
 def _ranges(rows: Iterable[int]) -> list[tuple[int, int]]:
@@ -210,9 +256,16 @@ class DocumentModel(_CoalescingListModel):
         return row.session_id == self.session_id
 
     def _data(self, row: DocRow, role: int):
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleDescriptionRole):
             text = f"{row.path}\n{STATUS_TEXT.get(row.status, row.status)}"
-            return f"{text}: {row.error}" if row.error else text
+            text = f"{text}: {row.error}" if row.error else text
+            if row.permanent:
+                text += "\nNo retry will cure this (fix or replace the file, and Retry comes back)."
+            elif row.status == FAILED_DOC:
+                text += "\nRetry (Ctrl+R) queues it again."
+            return text
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return document_spoken(row)
         if role == ProgressRole:
             return row.progress
         return None
@@ -249,13 +302,27 @@ class DocumentFilterModel(QSortFilterProxyModel):
         self._matches = frozenset(doc_ids)
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
+    @property
+    def searching(self) -> bool:
+        return bool(self._text)
+
+    def _found(self, row: DocRow) -> bool:
+        return not self._text or self._text in row.name.casefold() or row.id in self._matches
+
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
         if source_parent.isValid():
             return False
         row = self.sourceModel().row(source_row)
         if self._statuses is not None and row.status not in self._statuses:
             return False
-        return not self._text or self._text in row.name.casefold() or row.id in self._matches
+        return self._found(row)
+
+    def counts(self) -> dict[str, int]:
+        """How many documents each filter would show with the search as it is (every one without a search)."""
+        model = self.sourceModel()
+        by_status = Counter(row.status for row in (model.row(r) for r in range(model.rowCount())) if self._found(row))
+        return {name: by_status.total() if statuses is None else sum(by_status[s] for s in statuses)
+                for name, statuses in FILTERS.items()}
 
 
 class SessionModel(_CoalescingListModel):
@@ -276,10 +343,12 @@ class SessionModel(_CoalescingListModel):
         self.endInsertRows()
 
     def _data(self, row: SessionRow, role: int):
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleDescriptionRole):
             when = datetime.datetime.fromtimestamp(row.created_at).strftime("%Y-%m-%d %H:%M")
             return (f"{row.name}\nadded {when}\n{row.total} documents: {row.complete} done, "
-                    f"{row.queued + row.running} to do, {row.failed} failed")
+                    f"{row.running} running, {row.queued} queued, {row.failed} failed")
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return session_spoken(row)
         if role == ProgressRole:
             return int(100 * row.finished / row.total) if row.total else 100
         return None

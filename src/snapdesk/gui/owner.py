@@ -189,16 +189,23 @@ class LibraryOwner(QObject):
             return rows.document_details(doc_id)
         self.call(op, on_done)
 
-    def retry(self, job_ids=(), session_id: int | None = None, on_done=None) -> None:
-        """Retry the given jobs, or with ``session_id`` every failed job of that session."""
+    def retry(self, job_ids=(), session_id: int | None = None, on_done=None, every_failed: bool = False) -> None:
+        """Retry the given jobs, or with ``session_id`` every failed job of that session that a retry
+        may cure (``every_failed``: of every session); a permanent failure is left as it is, unless
+        its file changed since."""
         def op(lib: _TrackingLibrary):
-            if session_id is not None:
-                retried = lib.retry(failed=True, session_id=session_id)
+            if session_id is not None or every_failed:
+                ids = rows.retryable_failed_job_ids(session_id=session_id)
             else:
-                retried = lib.retry(job_ids=list(job_ids))
+                ids = list(job_ids)
+            retried = lib.retry(job_ids=ids) if ids else []
             lib.touch_jobs([job.id for job in retried])
             return len(retried)
         self.call(op, on_done)
+
+    def refresh_rows(self, doc_ids) -> None:
+        """Read these documents' rows again (what the disk says of their files may have changed)."""
+        self.call(lambda lib: self.documentsChanged.emit(rows.document_rows(doc_ids=list(doc_ids))))
 
     def reprocess(self, doc_ids, on_done=None) -> None:
         """Run every finished job of these documents again, not reusing earlier results."""

@@ -7,8 +7,10 @@ they return are frozen dataclasses that cross to the GUI thread in signals. No Q
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -59,10 +61,18 @@ class DocRow:
     jobs_total: int = 0
     #: Jobs not finished yet (pending, queued or processing): what Cancel stops.
     unfinished_job_ids: tuple[int, ...] = ()
+    #: The failed jobs a Retry may cure: not those that failed for good (``error_kind`` "permanent"),
+    #: unless the file changed after they failed. What the tile's Retry and Ctrl+R queue again.
+    retry_job_ids: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
         return os.path.basename(self.path)
+
+    @property
+    def permanent(self) -> bool:
+        """Failed, and no retry will cure it: nothing to offer but the reason."""
+        return self.status == FAILED_DOC and not self.retry_job_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +88,8 @@ class SessionRow:
     cancelled: int = 0
     #: Its folders are still being scanned: more documents are on their way.
     scanning: bool = False
+    #: Documents with a failed job that a retry may cure (not a permanent failure).
+    retryable: int = 0
 
     @property
     def finished(self) -> int:
@@ -95,6 +107,46 @@ def _chunks(ids: list[int]) -> Iterable[list[int]]:
         yield ids[i:i + _CHUNK]
 
 
+#: (path, size, mtime) -> the content hash of a file read once: a changed file is hashed once, not
+#: each time its row is read.
+_hashes: dict[tuple[str, int, float], str] = {}
+
+
+def file_changed(path: str, size: int, mtime: float, sha256: str) -> bool:
+    """Whether the document's file now holds other content than when it was added, as the engine's
+    retry judges it (``Library.retry`` processes the new content of a file that failed for good).
+    Owner thread only: it asks the disk, and reads a file whose size or time changed."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        if st.st_size == size and st.st_mtime == mtime:
+            return False
+        key = (path, st.st_size, st.st_mtime)
+        if key not in _hashes:
+            if len(_hashes) > 1000:
+                _hashes.clear()
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            _hashes[key] = digest.hexdigest()
+    except OSError:
+        return False  # gone or unreadable: a retry would fail the same way
+    return _hashes[key] != sha256
+
+
+def retry_cures(state: str, error_kind: str | None, doc: dict) -> bool:
+    """Whether a Retry of a job in this state may end otherwise: a failed or cancelled job, unless it
+    ended for good (a permanent error, or skipped because its input failed) and its document's file
+    (``doc``: path, size, mtime, sha256) has not changed since it was added."""
+    if state not in (FAILED, "cancelled"):
+        return False
+    if error_kind != "permanent":
+        return True
+    return state == FAILED and file_changed(doc["path"], doc["size"], doc["mtime"], doc["sha256"])
+
+
 def _doc_row(doc: dict, jobs: list[dict]) -> DocRow:
     states = [j["state"] for j in jobs]
     status = document_status(states)
@@ -103,7 +155,7 @@ def _doc_row(doc: dict, jobs: list[dict]) -> DocRow:
         # The share of the document's work done: finished jobs count whole, a running one by its progress.
         done = sum(100 if j["state"] in TERMINAL else j["progress"] if j["state"] == PROCESSING else 0 for j in jobs)
         progress = int(done / len(jobs)) or None
-    blurhash, thumbs, title, error, failed = None, {}, None, None, []
+    blurhash, thumbs, title, error, failed, curable = None, {}, None, None, [], []
     unfinished = tuple(j["id"] for j in jobs if j["state"] in UNFINISHED)
     for job in jobs:
         if job["type"] == "thumbnail" and job["state"] == JOB_COMPLETE:
@@ -114,10 +166,13 @@ def _doc_row(doc: dict, jobs: list[dict]) -> DocRow:
         if job["state"] == FAILED:
             failed.append(job["id"])
             error = error or job["error"]
+            if retry_cures(FAILED, job.get("error_kind"), doc):
+                curable.append(job["id"])
     return DocRow(id=doc["id"], session_id=doc["session"], path=doc["path"], size=doc["size"],
                   width=doc["width"], height=doc["height"], status=status, progress=progress, blurhash=blurhash,
                   thumbs=thumbs, title=title, error=error, failed_job_ids=tuple(failed),
-                  unfinished_job_ids=unfinished, jobs_done=sum(s in TERMINAL for s in states), jobs_total=len(jobs))
+                  unfinished_job_ids=unfinished, retry_job_ids=tuple(curable),
+                  jobs_done=sum(s in TERMINAL for s in states), jobs_total=len(jobs))
 
 
 def _json(path: str, alias: str):
@@ -125,10 +180,21 @@ def _json(path: str, alias: str):
     return fn.json_extract(Job.result, path).alias(alias)
 
 
-_JOB_FIELDS = (Job.id, Job.document, Job.type, Job.state, Job.progress, Job.error,
+_JOB_FIELDS = (Job.id, Job.document, Job.type, Job.state, Job.progress, Job.error, Job.error_kind,
                _json("$.blurhash", "blurhash"), _json("$.thumbnails.sm.path", "sm"),
                _json("$.thumbnails.md.path", "md"), _json("$.thumbnails.lg.path", "lg"), _json("$.title", "title"))
-_DOC_FIELDS = (Document.id, Document.session, Document.path, Document.size, Document.width, Document.height)
+_DOC_FIELDS = (Document.id, Document.session, Document.path, Document.size, Document.width, Document.height,
+               Document.mtime, Document.sha256)
+
+
+def document_files(doc_ids: Iterable[int]) -> dict[int, dict]:
+    """What ``retry_cures`` needs of each document: its file's path, size, time and content hash."""
+    found = {}
+    for chunk in _chunks(sorted(set(doc_ids))):
+        for doc in (Document.select(Document.id, Document.path, Document.size, Document.mtime, Document.sha256)
+                    .where(Document.id.in_(chunk)).dicts()):
+            found[doc["id"]] = doc
+    return found
 
 
 def document_rows(session_id: int | None = None, doc_ids: Iterable[int] = ()) -> list[DocRow]:
@@ -178,6 +244,10 @@ def session_rows(session_ids: Iterable[int] | None = None) -> list[SessionRow]:
     counts: dict[int, Counter] = {}
     for session_id, status, n in db.execute_sql(sql, params * 2 if where else []).fetchall():
         counts.setdefault(session_id, Counter())[status] += n
+    retryable = dict(db.execute_sql(
+        "SELECT session_id, COUNT(DISTINCT document_id) FROM job WHERE state = 'failed' "
+        f"AND COALESCE(error_kind, '') != 'permanent' {'AND session_id ' + where if where else ''} "
+        "GROUP BY session_id", params).fetchall())
     query = UploadSession.select(UploadSession.id, UploadSession.name, UploadSession.created_at,
                                  UploadSession.scanning)
     if session_ids is not None:
@@ -187,7 +257,8 @@ def session_rows(session_ids: Iterable[int] | None = None) -> list[SessionRow]:
         c = counts.get(sid, Counter())
         result.append(SessionRow(id=sid, name=name, created_at=created_at, total=sum(c.values()),
                                  queued=c["queued"], running=c["running"], complete=c["complete"],
-                                 failed=c["failed"], cancelled=c["cancelled"], scanning=bool(scanning)))
+                                 failed=c["failed"], cancelled=c["cancelled"], scanning=bool(scanning),
+                                 retryable=retryable.get(sid, 0)))
     return result
 
 
@@ -195,8 +266,10 @@ def throughput(window_s: float = 60.0) -> float:
     """Jobs per minute that ended (done or failed) over the last ``window_s`` seconds; results reused
     from the same content processed earlier are not work done."""
     since = time.time() - window_s
+    # Neither results reused nor jobs the owner ended without running them (a summary of a photo
+    # without text) are work a worker did.
     ended = (Job.select().where(Job.finished_at >= since, Job.state.in_([JOB_COMPLETE, FAILED]),
-                                Job.reused_from.is_null()).count())
+                                Job.reused_from.is_null(), Job.worker.is_null(False)).count())
     return ended * 60.0 / window_s
 
 
@@ -206,14 +279,30 @@ def document_details(doc_id: int) -> dict | None:
     if doc is None:
         return None
     jobs = []
+    doc_fields = {"path": doc.path, "size": doc.size, "mtime": doc.mtime, "sha256": doc.sha256}
     for job in Job.select().where(Job.document == doc_id).order_by(Job.id):
         timeline = [{"type": e.type, "attempt": e.attempt, "at": e.at, "worker": e.worker,
                      "duration_ms": e.duration_ms, "error": e.error}
                     for e in JobEvent.select().where(JobEvent.job == job.id).order_by(JobEvent.id)]
-        jobs.append({**job_report(job), "type": job.type, "timeline": timeline})
+        jobs.append({**job_report(job), "type": job.type, "timeline": timeline,
+                     "retry_cures": retry_cures(job.state, job.error_kind, doc_fields)})
     return {"id": doc.id, "session_id": doc.session_id, "path": doc.path, "size": doc.size, "kind": doc.kind,
             "sha256": doc.sha256, "width": doc.width, "height": doc.height,
             "status": document_status([j["state"] for j in jobs]), "jobs": jobs}
+
+
+def retryable_failed_job_ids(session_id: int | None = None, job_ids: Iterable[int] | None = None) -> list[int]:
+    """The failed jobs (of a session, or among ``job_ids``, or all) that a retry may cure."""
+    query = Job.select(Job.id, Job.state, Job.error_kind, Document.path, Document.size, Document.mtime,
+                       Document.sha256).join(Document).where(Job.state == FAILED)
+    if session_id is not None:
+        query = query.where(Job.session == session_id)
+    found = []
+    for chunk in ([None] if job_ids is None else _chunks(sorted(set(job_ids)))):
+        q = query if chunk is None else query.where(Job.id.in_(chunk))
+        found += [job_id for job_id, state, kind, path, size, mtime, sha256 in q.tuples()
+                  if retry_cures(state, kind, {"path": path, "size": size, "mtime": mtime, "sha256": sha256})]
+    return found
 
 
 CSV_FIELDS = ("id", "path", "size", "width", "height", "status")

@@ -7,8 +7,8 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen, QRegion
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
 from .delegates import DocumentDelegate
-from .models import StatusRole
-from .rows import FAILED_DOC, RUNNING
+from .models import RowRole, StatusRole
+from .rows import RUNNING
 
 
 class DocumentGrid(QListView):
@@ -76,7 +76,8 @@ class DocumentGrid(QListView):
         super().mouseMoveEvent(event)
         pos = event.position().toPoint()
         index = self.indexAt(pos)
-        over = index.isValid() and index.data(StatusRole) == FAILED_DOC and \
+        row = index.data(RowRole) if index.isValid() else None
+        over = row is not None and self.delegate.offers_retry(row) and \
             self.delegate.retry_rect(self.visualRect(index)).contains(pos)
         if over:
             self.viewport().setCursor(Qt.CursorShape.PointingHandCursor)

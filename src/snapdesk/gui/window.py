@@ -19,7 +19,6 @@ from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
     QProcess,
-    QRectF,
     QSettings,
     Qt,
     QTimer,
@@ -28,16 +27,12 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QAction,
-    QColor,
     QDesktopServices,
     QGuiApplication,
-    QIcon,
     QKeySequence,
-    QPainter,
-    QPixmap,
 )
 from PySide6.QtWidgets import (
-    QButtonGroup,
+    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -46,7 +41,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -59,10 +53,14 @@ from PySide6.QtWidgets import (
 from ..config import APP_NAME, Settings, config_dir, load_settings
 from .delegates import DocumentDelegate, SessionDelegate
 from .details import DetailsPanel
+from .empty_state import EmptyState
+from .filter_bar import FilterBar
+from .icon import app_icon
 from .images import ImageCache
 from .models import DocumentFilterModel, DocumentModel, IdRole, RowRole, SessionModel
 from .owner import LibraryOwner
 from .rows import DocRow, SessionRow
+from .status_bar import LibraryStatus, transport_text
 from .taskbar import TaskbarProgress
 from .views import DocumentGrid, DropOverlay
 
@@ -82,39 +80,13 @@ QToolButton[filter="true"]:checked { background: palette(highlight); color: pale
                                       border-color: palette(highlight); }
 QListView#sessions { border: none; background: palette(window); }
 QLabel#statusError { color: #d64541; }
+QLabel#permanent { border: 1px solid palette(mid); border-radius: 9px; padding: 1px 8px; }
 """
 
 
 def ui_settings() -> QSettings:
     """Window state (geometry, splitters, last filter) in an INI file beside the settings file."""
     return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
-
-
-def app_icon() -> QIcon:
-    """SnapDesk's icon (resources/snapdesk.svg or .png), or the same drawn: four tiles, one of them done."""
-    resources = Path(__file__).resolve().parent.parent / "resources"
-    for name in ("snapdesk.svg", "snapdesk.png"):
-        if (resources / name).is_file():
-            icon = QIcon(str(resources / name))
-            if not icon.isNull():
-                return icon
-    icon = QIcon()
-    for size in (16, 32, 64, 128):
-        pixmap = QPixmap(size, size)
-        pixmap.fill(Qt.GlobalColor.transparent)
-        p = QPainter(pixmap)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor("#2d7ff9"))
-        p.drawRoundedRect(QRectF(0, 0, size, size), size * 0.22, size * 0.22)
-        gap, tile = size * 0.12, size * 0.32
-        for i, color in enumerate(("#ffffff", "#ffffff", "#ffffff", "#7ee2a0")):
-            x, y = gap * 1.5 + (i % 2) * (tile + gap), gap * 1.5 + (i // 2) * (tile + gap)
-            p.setBrush(QColor(color))
-            p.drawRoundedRect(QRectF(x, y, tile, tile), size * 0.06, size * 0.06)
-        p.end()
-        icon.addPixmap(pixmap)
-    return icon
 
 
 def local_paths(mime) -> list[str]:
@@ -188,6 +160,8 @@ class MainWindow(QMainWindow):
             self.jobs_dialog.deleteLater()
             self.jobs_dialog = None
         self.settings = settings
+        self.empty_page.set_settings(settings)
+        self.library_status.local_workers = settings.wants_local_workers
         self.current_session = None
         self.importing = 0  # a scan of the old library ended with it
         self.busy.hide()
@@ -197,10 +171,7 @@ class MainWindow(QMainWindow):
         self.sessions.reset([])
         self.taskbar.show(0, 0)
         self._show_session_header(None)
-        self.transport_label.setText("Opening the library…")
-        self.workers_label.setText("")
-        self.queue_label.setText("")
-        self.throughput_label.setText("")
+        self.library_status.opening()
         self.owner = self._make_owner(settings)
         self.owner.start()
 
@@ -287,23 +258,15 @@ class MainWindow(QMainWindow):
         center_layout.addWidget(self.session_title)
         center_layout.addWidget(self.session_info)
         bar = QHBoxLayout()
-        self.filter_group = QButtonGroup(self)
-        self.filter_group.setExclusive(True)
-        self.filter_buttons: dict[str, QToolButton] = {}
-        for name, text in (("all", "All"), ("running", "Running"), ("failed", "Failed"), ("done", "Done")):
-            b = QToolButton()
-            b.setCheckable(True)
-            b.setText(text)
-            b.setProperty("filter", True)
-            b.setObjectName(f"filter-{name}")
-            b.clicked.connect(lambda _=False, n=name: self.set_filter(n))
-            self.filter_group.addButton(b)
-            self.filter_buttons[name] = b
-            bar.addWidget(b)
-        self.filter_buttons["all"].setChecked(True)
+        self.filter_bar = FilterBar()
+        self.filter_bar.filterChosen.connect(self.set_filter)
+        self.filter_buttons = self.filter_bar.buttons
+        bar.addWidget(self.filter_bar)
         bar.addStretch(1)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search names and text (Ctrl+F)")
+        self.search.setAccessibleName("Search names and text")
+        self.search.installEventFilter(self)  # Escape clears it and goes back to the grid
         self.search.setClearButtonEnabled(True)
         self.search.setMinimumWidth(220)
         self.search.setMaximumWidth(300)
@@ -321,6 +284,8 @@ class MainWindow(QMainWindow):
         self.other_matches = QLabel()
         self.other_matches.setObjectName("otherMatches")
         self.other_matches.setTextFormat(Qt.TextFormat.RichText)
+        self.other_matches.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse
+                                                   | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
         self.other_matches.linkActivated.connect(self._other_match_clicked)
         self.other_matches.hide()
         center_layout.addWidget(self.other_matches)
@@ -337,20 +302,10 @@ class MainWindow(QMainWindow):
         self.grid.activated.connect(lambda index: self.open_original())
         self.grid.customContextMenuRequested.connect(self._grid_menu)
 
-        self.empty_page = QWidget()
-        empty = QVBoxLayout(self.empty_page)
-        empty.addStretch(1)
-        self.empty_title = QLabel("Drop files or folders here")
-        self.empty_title.setObjectName("emptyTitle")
-        self.empty_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_text = QLabel("Each drop becomes a session: thumbnails appear as the workers make them.\n"
-                                 "Or use File › Add Files (Ctrl+O) or Add Folder (Ctrl+Shift+O).")
-        self.empty_text.setObjectName("muted")
-        self.empty_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_text.setWordWrap(True)
-        empty.addWidget(self.empty_title)
-        empty.addWidget(self.empty_text)
-        empty.addStretch(2)
+        self.empty_page = EmptyState(self.settings)
+        self.empty_page.addFiles.connect(self.add_files_dialog)
+        self.empty_page.addFolder.connect(self.add_folder_dialog)
+        self.empty_page.openLibraryFolder.connect(lambda: self.open_path(str(self.settings.data_dir)))
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty_page)
         self.stack.addWidget(self.grid)
@@ -375,21 +330,23 @@ class MainWindow(QMainWindow):
         # Over everything, outside the layout (a child of the splitter would become a pane of it).
         self.overlay = DropOverlay(central)
 
-        status = self.statusBar()
-        self.transport_label = QLabel("Opening the library…")
-        self.workers_label = QLabel()
-        self.queue_label = QLabel()
-        self.throughput_label = QLabel()
-        self.throughput_label.setToolTip("Jobs done or failed in the last minute, on every worker")
-        self.busy = QProgressBar()
-        self.busy.setRange(0, 0)  # a scan has no known length: it just moves
-        self.busy.setMaximumWidth(110)
-        self.busy.setMaximumHeight(14)
-        self.busy.setTextVisible(False)
-        self.busy.hide()
-        status.addPermanentWidget(self.busy)
-        for label in (self.transport_label, self.workers_label, self.queue_label, self.throughput_label):
-            status.addPermanentWidget(label)
+        self.library_status = LibraryStatus(self.statusBar(), self.settings.wants_local_workers)
+        self.busy = self.library_status.busy
+        self.transport_label, self.workers_label = self.library_status.transport, self.library_status.workers
+        self.queue_label, self.throughput_label = self.library_status.queue, self.library_status.throughput
+        self._counts_timer = QTimer(self)  # while a search runs, its counts follow the documents' changes
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(150)
+        self._counts_timer.timeout.connect(self._update_counts)
+        self.sessions_view.setAccessibleName("Sessions")
+        self.add_button.setAccessibleName("Add files or a folder")
+        self.grid.setAccessibleName("Documents")
+        for a, b in zip((self.add_button, self.sessions_view, *self.filter_buttons.values(), self.search,
+                         self.retry_failed_button, self.other_matches),
+                        (self.sessions_view, *self.filter_buttons.values(), self.search, self.retry_failed_button,
+                         self.other_matches, self.grid)):
+            QWidget.setTabOrder(a, b)
+        QWidget.setTabOrder(self.grid, self.details)
         self._show_session_header(None)
 
     def _build_actions(self) -> None:
@@ -435,9 +392,12 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         self.jobs_action = action("&Jobs…", self.show_jobs, "Ctrl+J", view_menu)
         view_menu.addSeparator()
-        for i, (name, text) in enumerate((("all", "&All"), ("running", "&Running"), ("failed", "F&ailed"),
-                                           ("done", "&Done"))):
+        for i, (name, text) in enumerate((("all", "&All"), ("queued", "&Queued"), ("running", "&Running"),
+                                           ("failed", "F&ailed"), ("done", "&Done"))):
             action(f"Show {text}", lambda _=False, n=name: self.set_filter(n), f"Ctrl+{i + 1}", view_menu)
+        view_menu.addSeparator()
+        action("&Next Pane", lambda: self.cycle_pane(1), "F6", view_menu)
+        action("&Previous Pane", lambda: self.cycle_pane(-1), "Shift+F6", view_menu)
 
         help_menu = self.menuBar().addMenu("&Help")
         action("Open &Data Folder", lambda: self.open_path(str(self.settings.data_dir)), None, help_menu)
@@ -451,6 +411,12 @@ class MainWindow(QMainWindow):
         add_menu.addAction(self.add_files_action)
         add_menu.addAction(self.add_folder_action)
         self.add_button.setMenu(add_menu)
+        # Delete in the sessions list removes the selected session (after asking).
+        remove = QAction("Remove Session", self.sessions_view)
+        remove.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
+        remove.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        remove.triggered.connect(lambda: self.remove_session())
+        self.sessions_view.addAction(remove)
 
     # -- state -------------------------------------------------------------------------
     def _restore_state(self) -> None:
@@ -487,46 +453,16 @@ class MainWindow(QMainWindow):
 
     # -- owner signals -----------------------------------------------------------------
     def _ready(self, info: dict) -> None:
-        self.transport_label.setText(self._transport_text(info["transport"]))
-
-    @staticmethod
-    def _transport_text(transport: str) -> str:
-        return "Embedded queue" if transport == "embedded" else transport.replace("redis ", "Redis ", 1)
+        self.transport_label.setText(transport_text(info["transport"]))
 
     def _failed(self, message: str) -> None:
         self.transport_label.setText("Library not open")
-        self.empty_title.setText("SnapDesk cannot open its library")
-        self.empty_text.setText(message)
+        self.empty_page.show_error("SnapDesk cannot open its library", message)
         self.libraryFailed.emit(message)
 
     def _status_changed(self, status: dict) -> None:
         self.last_status = status
-        self.transport_label.setText(self._transport_text(status["transport"]))
-        if status.get("error"):
-            if status.get("disconnected"):
-                self.workers_label.setText(f"Disconnected, retrying: {status['error']}")
-            else:
-                self.workers_label.setText(f"Queue error: {status['error']}")
-            self.workers_label.setStyleSheet("color: #d64541")
-            self.queue_label.setText("")
-            self.throughput_label.setText("")
-            return
-        self.workers_label.setStyleSheet("")
-        workers = status.get("workers") or []
-        self.workers_label.setText(f"{len(workers)} worker{'s' if len(workers) != 1 else ''} online")
-        self.workers_label.setToolTip("\n".join(
-            f"{w.get('host', '?')}:{w.get('pid', '?')}  queues: {', '.join(w.get('queues', []) or [])}"
-            for w in workers) or "No worker has reported in the last 30 s")
-        queues = status.get("queues") or {}
-        waiting = sum(q.get("waiting", 0) for q in queues.values())
-        later = sum(q.get("delayed", 0) for q in queues.values())
-        text = f"{waiting} job{'s' if waiting != 1 else ''} waiting"
-        if later:
-            text += f", {later} to retry later"
-        self.queue_label.setText(text)
-        self.queue_label.setToolTip("\n".join(f"{name}: {q.get('waiting', 0)} waiting, {q.get('delayed', 0)} later"
-                                              for name, q in queues.items()))
-        self.throughput_label.setText(f"{status.get('throughput') or 0:.0f} jobs/min")
+        self.library_status.show(status)
 
     # -- sessions ----------------------------------------------------------------------
     def _sessions_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
@@ -610,14 +546,28 @@ class MainWindow(QMainWindow):
         state = "scanning for files" if row.scanning else {
             "running": "processing", "complete": "done", "failed": "done, with failures"}[row.status]
         self.session_info.setText(f"{row.total} document{'s' if row.total != 1 else ''} · added {when} · {state}")
-        counts = {"all": row.total, "running": row.queued + row.running, "failed": row.failed, "done": row.complete}
-        for name, text in (("all", "All"), ("running", "Running"), ("failed", "Failed"), ("done", "Done")):
-            self.filter_buttons[name].setText(f"{text}  {counts[name]}")
-        self.retry_failed_button.setEnabled(row.failed > 0)
+        self._update_counts()
+        # Only failures a retry may cure: a permanent one would fail the same way again.
+        self.retry_failed_button.setEnabled(row.retryable > 0)
+        self.retry_failed_button.setToolTip(
+            "Queue every failed job of this session again that a retry may cure" if row.retryable else
+            "Nothing here to retry: no retry will cure these failures" if row.failed else "Nothing failed")
+
+    def _update_counts(self) -> None:
+        """The filter buttons' counts: the session's, or with a search those of the documents it finds."""
+        self._counts_timer.stop()
+        row = self.sessions.row_by_id(self.current_session) if self.current_session is not None else None
+        if row is None:
+            return
+        if self.filtered.searching:
+            self.filter_bar.set_counts(self.filtered.counts(), self.search.text().strip())
+        else:
+            self.filter_bar.set_counts({"all": row.total, "queued": row.queued, "running": row.running,
+                                        "failed": row.failed, "done": row.complete})
 
     def set_filter(self, name: str) -> None:
         self.filtered.set_filter(name)
-        self.filter_buttons[name].setChecked(True)
+        self.filter_bar.select(name)
         self._update_empty_text()
 
     def _update_empty_text(self) -> None:
@@ -625,7 +575,8 @@ class MainWindow(QMainWindow):
         if self.search.text().strip():
             text = f"No document here matches “{self.search.text().strip()}”."
         else:
-            text = {"all": "", "running": "Nothing left to do in this session.",
+            text = {"all": "", "queued": "Nothing is waiting for a worker in this session.",
+                    "running": "No document of this session is being processed right now.",
                     "failed": "Nothing failed in this session.", "done": "Nothing is done yet."}[self.filtered.filter]
         self.grid.empty_text = text
         self.grid.viewport().update()
@@ -633,6 +584,7 @@ class MainWindow(QMainWindow):
     def _search_changed(self, text: str) -> None:
         self.filtered.set_search(text)  # file names at once; the text index a moment later
         self._update_empty_text()
+        self._update_counts()
         self.other_matches.hide()
         if text.strip():
             self._search_timer.start()
@@ -648,6 +600,7 @@ class MainWindow(QMainWindow):
             if isinstance(by_session, Exception) or text != self.search.text() or session != self.current_session:
                 return
             self.filtered.set_matches(by_session.get(session, set()))
+            self._update_counts()
             self._show_other_matches({s: len(ids) for s, ids in by_session.items() if s != session})
         self.owner.search(text, found)
 
@@ -679,6 +632,22 @@ class MainWindow(QMainWindow):
         self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search.selectAll()
 
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.search and event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Escape:
+            self.search.clear()
+            self.grid.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return True
+        return super().eventFilter(obj, event)
+
+    def cycle_pane(self, step: int) -> None:
+        """F6 and Shift+F6: the focus to the next (previous) pane: sessions, documents, details."""
+        grid = self.grid if self.stack.currentWidget() is self.grid else self.empty_page.add_files_button
+        panes = [self.sessions_view, grid, self.details]
+        focus = QApplication.focusWidget()
+        inside = [i for i, pane in enumerate(panes) if focus is pane or (focus and pane.isAncestorOf(focus))]
+        at = inside[0] if inside else (-1 if step > 0 else 0)
+        panes[(at + step) % len(panes)].setFocus(Qt.FocusReason.ShortcutFocusReason)
+
     # -- documents ---------------------------------------------------------------------
     def selected_rows(self) -> list[DocRow]:
         indexes = self.grid.selectionModel().selectedIndexes()
@@ -691,7 +660,7 @@ class MainWindow(QMainWindow):
 
     def _selection_changed(self, *args) -> None:
         rows = self.selected_rows()
-        self.retry_action.setEnabled(any(r.failed_job_ids for r in rows) or not rows)
+        self.retry_action.setEnabled(any(r.retry_job_ids for r in rows) or not rows)
 
     def _request_details(self) -> None:
         index = self.grid.currentIndex()
@@ -705,37 +674,50 @@ class MainWindow(QMainWindow):
         index = self.grid.currentIndex()
         if isinstance(details, dict) and index.isValid() and index.data(IdRole) == doc_id:
             self.details.show_details(details)
+            # The file may have come back or changed since the tile was read: it follows the details.
+            cures = {j["id"] for j in details["jobs"] if j["state"] == "failed" and j.get("retry_cures")}
+            if cures != set(index.data(RowRole).retry_job_ids):
+                self.owner.refresh_rows([doc_id])
 
     def _documents_updated(self, ids: set) -> None:
         if self.details.doc_id in ids:
             self._request_details()
+        if self.filtered.searching:
+            self._counts_timer.start()
 
-    def _grid_menu(self, pos) -> None:
-        rows = self.selected_rows()
-        if not rows:
-            return
+    def grid_menu(self, rows: list[DocRow]) -> QMenu:
+        """The documents' context menu: Retry only where a retry may cure a failure."""
         menu = QMenu(self)
         menu.addAction(self.open_action)
         menu.addAction(self.show_action)
         menu.addAction(self.copy_action)
-        if any(r.failed_job_ids for r in rows) or any(r.unfinished_job_ids for r in rows):
-            menu.addSeparator()
-        if any(r.failed_job_ids for r in rows):
+        menu.addSeparator()
+        if any(r.retry_job_ids for r in rows):
             menu.addAction(self.retry_action)
         if any(r.unfinished_job_ids for r in rows):
             menu.addAction(self.cancel_action)
         if any(not r.unfinished_job_ids for r in rows):
             menu.addAction(self.reprocess_action)
-        menu.popup(self.grid.viewport().mapToGlobal(pos))
+        return menu
+
+    def _grid_menu(self, pos) -> None:
+        rows = self.selected_rows()
+        if rows:
+            if not self.grid.viewport().rect().contains(pos):  # from the keyboard: at the current tile
+                pos = self.grid.visualRect(self.grid.currentIndex()).center()
+            self.grid_menu(rows).popup(self.grid.viewport().mapToGlobal(pos))
 
     def _session_menu(self, pos) -> None:
         index = self.sessions_view.indexAt(pos)
+        if not index.isValid():  # from the keyboard (the Menu key): the current session
+            index = self.sessions_view.currentIndex()
+            pos = self.sessions_view.visualRect(index).center()
         if not index.isValid():
             return
         self.select_session(index.data(IdRole))
         row: SessionRow = index.data(RowRole)
         menu = QMenu(self)
-        if row.failed:
+        if row.retryable:
             menu.addAction(self.retry_failed_action)
         if row.queued or row.running:
             menu.addAction(self.cancel_session_action)
@@ -825,18 +807,24 @@ class MainWindow(QMainWindow):
         for doc_id in doc_ids:
             row = self.documents.row_by_id(doc_id)
             if row is not None:
-                job_ids += row.failed_job_ids
+                job_ids += row.retry_job_ids
         self.retry_jobs(job_ids)
 
     def retry_selected(self) -> None:
-        rows = [r for r in self.selected_rows() if r.failed_job_ids]
+        selected = self.selected_rows()
+        rows = [r for r in selected if r.retry_job_ids]
         if not rows:
-            self.statusBar().showMessage("Nothing failed in the selection", 5000)
+            self.statusBar().showMessage("No retry will cure what failed in the selection" if any(
+                r.permanent for r in selected) else "Nothing failed in the selection", 5000)
             return
         self.retry_documents(*(r.id for r in rows))
 
     def retry_session_failed(self) -> None:
-        if self.current_session is not None:
+        row = self.sessions.row_by_id(self.current_session) if self.current_session is not None else None
+        if row is not None and not row.retryable:
+            self.statusBar().showMessage("No retry will cure the failures in this session" if row.failed else
+                                         "Nothing failed in this session", 5000)
+        elif row is not None:
             self.owner.retry(session_id=self.current_session, on_done=self._retried)
 
     def cancel_selected(self) -> None:
