@@ -8,7 +8,7 @@ import sys
 from snapdesk.config import load_settings
 from snapdesk.engine.local_workers import LocalWorkers
 
-from helpers import WorkerProcess, jpeg_bytes, snapdesk, wait_for, write_photos
+from helpers import WorkerProcess, jpeg_bytes, snapdesk, text_image, wait_for, write_photos
 
 
 def test_a_mistyped_command_is_a_usage_error_that_suggests_the_command(tmp_path, cli_env):
@@ -23,9 +23,35 @@ def test_a_folder_with_nothing_to_read_says_so_and_succeeds(tmp_path, cli_env):
     (tmp_path / "notes" / "todo.txt").write_text("buy milk")
     done = snapdesk("submit", str(tmp_path / "notes"), "--wait", env=cli_env)
     assert done.returncode == 0, done.stderr
-    assert f"nothing to process in {tmp_path / 'notes'}: 1 file skipped" in done.stderr
-    assert "JPEG" in done.stderr and "PDF" in done.stderr
-    assert "0 documents" in done.stdout and "documents, " not in done.stdout  # no dangling comma
+    assert f"nothing to process in {tmp_path / 'notes'}: 1 file skipped (1 unsupported)" in done.stderr
+    assert "JPEG" in done.stderr and "PDF" in done.stderr and "no session was kept" in done.stderr
+    assert "no sessions yet" in snapdesk("status", env=cli_env).stdout  # the latest session is still the real one
+    assert json.loads(snapdesk("status", "--json", env=cli_env).stdout) == {"session": None, "sessions": 0}
+
+
+def test_sessions_are_listed_and_search_names_each_hits_session(tmp_path, cli_env):
+    env = dict(cli_env, SNAPDESK_JOBS="thumbnail,ocr")
+    for folder, names in (("a", ("one", "two")), ("b", ("three",))):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            (tmp_path / folder / f"{name}.png").write_bytes(text_image([f"Receipt {name.upper()}", "Total 4.50"]))
+        assert snapdesk("submit", str(tmp_path / folder), "--wait", env=env).returncode == 0
+    listed = snapdesk("status", "--all", env=cli_env)
+    assert listed.returncode == 0
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[:2] == ["2", "complete"] and "b  (1 document: 1 complete)" in lines[0]
+    assert lines[1].split()[:2] == ["1", "complete"] and "a  (2 documents: 2 complete)" in lines[1]
+    found = snapdesk("search", "receipt", env=env)
+    assert found.returncode == 0 and "[session 1]" in found.stdout and "[session 2]" in found.stdout, found
+    assert snapdesk("search", "receipt", "--session", "99", env=env).returncode == 2
+    assert "must be 1 or more" in snapdesk("search", "receipt", "--limit", "0", env=env).stderr
+
+
+def test_jobs_refuses_flags_that_contradict_each_other_or_make_no_sense(cli_env):
+    for args, says in ((["--held", "--failed"], "not allowed with argument"), (["--window", "-5"], "more than 0"),
+                       (["--watch", "--interval", "0"], "more than 0")):
+        refused = snapdesk("jobs", *args, env=cli_env)
+        assert refused.returncode == 2 and says in refused.stderr, (args, refused.stderr)
 
 
 def test_a_failure_no_retry_cures_is_said_to_be_permanent_and_not_retried_until_the_file_changes(tmp_path, cli_env):

@@ -92,6 +92,20 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return value
+
+
 def _failed_or_ids(p: argparse.ArgumentParser) -> None:
     """JOB_ID... or --failed [--session N]: the jobs a failed-job command acts on."""
     _common(p)
@@ -114,10 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the session as JSON")
     p.add_argument("--reprocess", action="store_true", help="process known content again instead of reusing results")
 
-    p = commands.add_parser("status", help="show a session (default: the latest)")
+    p = commands.add_parser("status", help="show a session (default: the latest), or list them all")
     _common(p)
-    p.add_argument("session", nargs="?", type=int)
-    p.add_argument("--json", action="store_true", help="print the session as JSON")
+    p.add_argument("session", nargs="?", type=int, help="the session's number (snapdesk status --all lists them)")
+    p.add_argument("--all", action="store_true", help="list every session: number, name, state and counts")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = commands.add_parser("retry", help="queue failed jobs again")
     _failed_or_ids(p)
@@ -134,18 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("jobs", help="queues, workers and statistics (or the failed jobs)")
     _common(p)
-    p.add_argument("--failed", action="store_true", help="list the failed jobs with their errors")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--failed", action="store_true", help="list the failed jobs with their errors")
+    what.add_argument("--held", action="store_true", help="list the events not applied (set aside as forged or "
+                      "malformed, or deferred because their result files could not be written), with their reasons")
+    what.add_argument("--watch", action="store_true", help="the farm at a glance, redrawn every second as top does: "
+                      "queues, workers, throughput and failures; Ctrl+C quits")
     p.add_argument("--session", type=int, help="with --failed: only this session's")
-    p.add_argument("--held", action="store_true", help="list the events not applied (set aside as forged or "
-                   "malformed, or deferred because their result files could not be written), with their reasons")
-    p.add_argument("--limit", type=int, default=20, help="with --held: at most this many (default 20)")
-    p.add_argument("--window", type=float, help="seconds of history for rates and durations "
+    p.add_argument("--limit", type=_positive_int, default=20, help="with --held: at most this many (default 20)")
+    p.add_argument("--window", type=_positive_seconds, help="seconds of history for rates and durations "
                    "(default 3600; 60 with --watch)")
-    p.add_argument("--watch", action="store_true", help="the farm at a glance, redrawn every second as top does: "
-                   "queues, workers, throughput and failures; Ctrl+C quits")
-    p.add_argument("--interval", type=float, default=1.0, help="with --watch: seconds between refreshes "
-                   "(default 1)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--interval", type=_positive_seconds, default=1.0, help="with --watch: seconds between "
+                   "refreshes (default 1)")
+    p.add_argument("--json", action="store_true", help="print JSON (not with --watch)")
 
     for name, verb in (("pause", "pause queues: workers finish what they run and take nothing new"),
                        ("resume", "resume paused queues")):
@@ -161,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("query", nargs="+", metavar="WORD")
     p.add_argument("--session", type=int, help="only this session's documents")
-    p.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+    p.add_argument("--limit", type=_positive_int, default=20, help="at most this many results (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = commands.add_parser("health", help="check the transport, the workers and the queue lag; exit 1 if unwell")
@@ -219,9 +235,15 @@ def cmd_submit(library: Library, args) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if not library.document_counts(session)["total"]:
         skipped = sum(scanner.skipped.values())
+        reasons = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in scanner.skipped.items() if n)
         print(f"nothing to process in {', '.join(args.paths)}"
-              + (f": {_count(skipped, 'file')} skipped (see below)" if skipped else ": no files found")
-              + f". SnapDesk reads {', '.join(sorted({s.lstrip('.').upper() for s in KINDS}))}.", file=sys.stderr)
+              + (f": {_count(skipped, 'file')} skipped ({reasons})" if skipped else ": no files found")
+              + f". SnapDesk reads {', '.join(sorted({s.lstrip('.').upper() for s in KINDS}))}; no session was kept.",
+              file=sys.stderr)
+        library.remove_session(session.id)
+        if args.json:
+            _dump({"session": None, "skipped": dict(scanner.skipped)})
+        return EXIT_OK
     if args.wait:
         bar = ProgressBar()
         library.wait(session, on_progress=bar, on_connection=bar.connection, on_warning=bar.warning)
@@ -235,8 +257,13 @@ def cmd_status(library: Library, args) -> int:
     if session is None and args.session:
         print(f"snapdesk: no session {args.session}", file=sys.stderr)
         return EXIT_USAGE
+    if args.all:
+        return _list_sessions(library, args.json)
     if session is None:
-        print("no sessions yet: add files with `snapdesk submit PATH...`, or drop them on the window (`snapdesk`)")
+        if args.json:
+            _dump({"session": None, "sessions": 0})
+        else:
+            print("no sessions yet: add files with `snapdesk submit PATH...`, or drop them on the window (`snapdesk`)")
         return EXIT_OK
     # (Local workers start with the work: on the embedded queue a missing one is starting.)
     unserved = library.unserved_queues() if library.local_workers is None else []
@@ -434,6 +461,9 @@ def cmd_health(library: Library, args) -> int:
 
 def cmd_search(library: Library, args) -> int:
     library.housekeeping()
+    if args.session is not None and library.session(args.session) is None:
+        print(f"snapdesk: no session {args.session}", file=sys.stderr)
+        return EXIT_USAGE
     query = " ".join(args.query)
     results = library.search(query, limit=args.limit, session_id=args.session)
     if args.json:
@@ -442,8 +472,23 @@ def cmd_search(library: Library, args) -> int:
         print(f"nothing found for {query!r}")
     else:
         for r in results:
-            print(f"{r['path']}" + (f"  ({r['title']})" if r["title"] else "") + f"\n    {r['snippet']}")
+            print(f"{r['path']}" + (f"  ({r['title']})" if r["title"] else "") + f"  [session {r['session_id']}]"
+                  f"\n    {r['snippet']}")
     return EXIT_OK if results else EXIT_FAILED
+
+
+def _list_sessions(library: Library, as_json: bool) -> int:
+    sessions = library.session_summaries()
+    if as_json:
+        _dump({"sessions": sessions})
+    elif not sessions:
+        print("no sessions yet: add files with `snapdesk submit PATH...`, or drop them on the window (`snapdesk`)")
+    else:
+        for s in sessions:
+            counts = ", ".join(f"{n} {state}" for state, n in s["documents"].items() if state != "total" and n)
+            print(f"{s['id']:>5}  {s['status']:<9} {s['name']}  ({_count(s['documents']['total'], 'document')}"
+                  + (f": {counts}" if counts else "") + ")")
+    return EXIT_OK
 
 
 def _report_missing(asked, done, why: str) -> int:

@@ -836,6 +836,17 @@ class Library:
     def latest_session(self) -> UploadSession | None:
         return UploadSession.select().order_by(UploadSession.id.desc()).first()
 
+    def session_summaries(self) -> list[dict]:
+        """Every session, newest first: id, name, state, when it was made, and its documents by status."""
+        out = []
+        for session in UploadSession.select().order_by(UploadSession.id.desc()):
+            counts = self.document_counts(session)
+            out.append({"id": session.id, "name": session.name, "created_at": _iso(session.created_at),
+                        "status": session_status(counts, session.scanning),
+                        "documents": {"total": counts["total"], **{s: counts.get(s, 0) for s in
+                                      ("queued", "running", "complete", "failed", "cancelled")}}})
+        return out
+
     def session(self, session_id: int) -> UploadSession | None:
         return UploadSession.get_or_none(UploadSession.id == session_id)
 

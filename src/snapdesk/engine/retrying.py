@@ -66,7 +66,7 @@ def describe(exc: BaseException) -> str:
         return "Redis is loading its data"
     if isinstance(exc, REFUSED_FOR_GOOD):
         return f"Redis refused the user or password ({exc})"
-    return str(exc) or type(exc).__name__
+    return (str(exc) or type(exc).__name__).rstrip(". ")
 
 
 class Backoff:
