@@ -238,6 +238,8 @@ class MainWindow(QMainWindow):
         self.sessions_view.setModel(self.sessions)
         self.sessions_view.setItemDelegate(SessionDelegate(self.sessions_view))
         self.sessions_view.setUniformItemSizes(True)
+        # Its rows are painted to the width it has (names elided): never a sideways scroll bar.
+        self.sessions_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.sessions_view.setMouseTracking(True)
         self.sessions_view.selectionModel().currentChanged.connect(self._session_selected)
         self.sessions_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
