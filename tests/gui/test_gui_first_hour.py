@@ -218,21 +218,6 @@ def test_the_details_of_the_next_document_open_at_the_top(qtbot):
     assert panel.preview.accessibleName() == "Preview of page-2.png"
 
 
-def test_the_details_panel_at_its_narrowest_cuts_nothing_off(qtbot):
-    """Its buttons and a long path fit: no sideways scrolling, nothing hidden past the right edge."""
-    panel = DetailsPanel(_NoImages())
-    qtbot.addWidget(panel)
-    panel.resize(panel.minimumWidth(), 400)  # as narrow as the splitter lets it be
-    panel.show()
-    qtbot.waitExposed(panel)
-    long_path = "/tmp/tmp.BtjBFIqqcK/imgs/some-folder-with-a-long-name/another-level/notes-from-the-meeting.jpg"
-    panel.show_details({**_details(1), "path": long_path})
-    qtbot.waitUntil(lambda: panel.widget().width() > 0, timeout=WAIT)
-    QApplication.processEvents()
-    assert panel.horizontalScrollBar().maximum() == 0  # nothing to scroll sideways: it fits
-    assert panel.path.text() == long_path
-
-
 # -- 10. The Jobs view counts what workers did --------------------------------------------------------
 
 @pytest.mark.jobs("thumbnail,ocr,summary")

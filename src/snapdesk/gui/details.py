@@ -222,7 +222,7 @@ class DetailsPanel(QScrollArea):
         self.details: dict | None = None
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setMinimumWidth(330)  # its buttons' row and the scroll bar: never cut off on the right
+        self.setMinimumWidth(240)
         self.setAccessibleName("Details of the selected document")
         body = QWidget()
         self.setWidget(body)
