@@ -177,7 +177,7 @@ class RedisServer:
              "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _redis_pings(client), timeout=10, message="redis-server to start")
+        wait_for(lambda: redis_pings(client), timeout=10, message="redis-server to start")
         client.close()
 
     def stop(self):
@@ -204,8 +204,15 @@ class RedisServer:
         return thread
 
 
-def _redis_pings(client) -> bool:
+def redis_pings(client) -> bool:
+    """Whether a redis-server answers (False while it starts, loads its data, or is gone)."""
     try:
         return client.ping()
     except redis.ConnectionError:
         return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

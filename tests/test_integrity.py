@@ -23,7 +23,7 @@ from snapdesk.engine.retrying import RedisRefused, wait_out
 from snapdesk.engine.transport import TASK_NAME
 from snapdesk.store import db as store
 
-from helpers import jpeg_bytes, snapdesk, wait_for, write_photos
+from helpers import free_port, jpeg_bytes, redis_pings, snapdesk, wait_for, write_photos
 
 WORKER = {"id": "test-worker:1:abcdef", "host": "test-worker", "pid": 1}
 
@@ -210,7 +210,7 @@ def test_a_redis_that_cannot_persist_is_waited_out_not_a_crash(tmp_path):
     writes; sending an event waits until it can save again."""
     folder = tmp_path / "rdb"
     folder.mkdir()
-    port = _free_port()
+    port = free_port()
     # (Redis refuses writes after a failed save only when it has save points.)
     server = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
                                "--save", "3600 1", "--appendonly", "no", "--dir", str(folder), "--dbfilename", "dump.rdb"],
@@ -218,7 +218,7 @@ def test_a_redis_that_cannot_persist_is_waited_out_not_a_crash(tmp_path):
     url = f"redis://127.0.0.1:{port}/0"
     try:
         admin = redis.Redis.from_url(url)
-        wait_for(lambda: _pings(admin), timeout=10, message="redis-server")
+        wait_for(lambda: redis_pings(admin), timeout=10, message="redis-server")
         (folder / "dump.rdb").mkdir()  # the save's rename onto a folder fails
         admin.bgsave()
         wait_for(lambda: admin.info("persistence")["rdb_last_bgsave_status"] == "err", timeout=20,
@@ -255,21 +255,6 @@ def test_a_redis_that_cannot_persist_is_waited_out_not_a_crash(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-
-
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pings(client):
-    try:
-        return client.ping()
-    except redis.ConnectionError:
-        return False
 
 
 # -- 5. a job queued again gets its document copy back ------------------------------------------
