@@ -18,6 +18,14 @@ def test_a_mistyped_command_is_a_usage_error_that_suggests_the_command(tmp_path,
     assert "no sessions yet" in snapdesk("status", env=cli_env).stdout  # no session named "stauts" was made
 
 
+def test_the_window_opens_on_a_data_folder_that_does_not_exist_yet(tmp_path, cli_env):
+    """Only PATHs are checked: an option's value (a new data folder) is not a mistyped command."""
+    opened = snapdesk("--data-dir", str(tmp_path / "new-library"), "--quit-after", "0.5",
+                      env=dict(cli_env, QT_QPA_PLATFORM="offscreen", SNAPDESK_LOCAL_WORKERS="no"), timeout=60)
+    assert opened.returncode == 0, opened.stderr
+    assert (tmp_path / "new-library" / "library.db").is_file()
+
+
 def test_a_folder_with_nothing_to_read_says_so_and_succeeds(tmp_path, cli_env):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("buy milk")

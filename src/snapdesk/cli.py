@@ -85,6 +85,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis", metavar="URL", help="use a Redis worker farm (default: REDIS_URL; else the embedded queue)")
 
 
+def _window_paths(argv: list[str]) -> list[str]:
+    """The PATHs of ``snapdesk [PATH...] [--data-dir DIR] [--redis URL]``, read without loading Qt
+    (the window's own parser, ``gui.app.build_parser``, has these options too)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("paths", nargs="*")
+    for option in ("--data-dir", "--redis", "--quit-after"):
+        p.add_argument(option)
+    known, _ = p.parse_known_args(argv)
+    return known.paths
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -193,7 +204,7 @@ def main(argv=None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         # `snapdesk` and `snapdesk PATH...` open the window (Qt is imported only then); a word
         # that is neither a command nor a path is a mistyped command, not a session to make.
-        missing = [a for a in argv if not a.startswith("-") and not Path(a).exists()]
+        missing = [a for a in _window_paths(argv) if not Path(a).exists()]
         if missing:
             guess = difflib.get_close_matches(missing[0], COMMANDS, n=1)
             print(f"snapdesk: {missing[0]!r} is neither a command nor a file or folder"

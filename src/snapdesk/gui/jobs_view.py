@@ -160,6 +160,9 @@ class JobsDialog(QDialog):
                 QWidget.setTabOrder(previous, button)  # after the table, before the workers: where they are seen
             button.setText("Resume" if name in paused else "Pause")
             button.setAccessibleName(f"{button.text()} the {name} queue")
+            button.setToolTip(f"{button.text()} the {name} queue for every worker"
+                              + (" of the farm: every desktop's jobs on it wait" if stats["transport"].startswith("redis")
+                                 else ""))
             previous = button
         _fill(self.workers, [[f"{w['host']}:{w['pid']}", ", ".join(w["queues"]),
                               ", ".join(f"{k} {v}" for k, v in (w.get("concurrency") or {}).items()),
