@@ -78,6 +78,7 @@ def test_a_failure_no_retry_cures_is_said_to_be_permanent_and_not_retried_until_
 
     failed = snapdesk("jobs", "--failed", env=env)
     assert "(permanent: no retry will cure this)" in failed.stdout and "attempt 1 of" not in failed.stdout
+    assert "session 1" in failed.stdout and "each failed for good" in failed.stdout
 
     again = snapdesk("retry", "--failed", env=env)
     assert again.returncode == 0 and "queued 0 jobs again" in again.stdout
@@ -97,6 +98,12 @@ def test_a_failure_no_retry_cures_is_said_to_be_permanent_and_not_retried_until_
 def test_health_refuses_a_negative_lag(cli_env):
     bad = snapdesk("health", "--max-lag", "-1", env=cli_env)
     assert bad.returncode == 2 and "must be 0 or more seconds" in bad.stderr
+
+
+def test_each_command_says_what_it_does_in_its_help(cli_env):
+    helped = snapdesk("pause", "--help", env=cli_env)
+    assert "Pause queues: workers finish what they run and take nothing new." in helped.stdout
+    assert "thumbnail, ocr, summary, or all" in helped.stdout
 
 
 def test_a_queue_no_worker_serves_is_named_while_submit_waits(tmp_path, cli_env, redis_url):

@@ -117,6 +117,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _command(commands, name: str, help: str) -> argparse.ArgumentParser:
+    """A sub-command whose own --help starts by saying what it does."""
+    return commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+
+
 def _failed_or_ids(p: argparse.ArgumentParser) -> None:
     """JOB_ID... or --failed [--session N]: the jobs a failed-job command acts on."""
     _common(p)
@@ -132,33 +137,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"snapdesk {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = commands.add_parser("submit", help="add files and folders as a new upload session")
+    p = _command(commands, "submit", help="add files and folders as a new upload session")
     _common(p)
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--wait", action="store_true", help="show progress until every job ends; exit 1 if any failed")
     p.add_argument("--json", action="store_true", help="print the session as JSON")
     p.add_argument("--reprocess", action="store_true", help="process known content again instead of reusing results")
 
-    p = commands.add_parser("status", help="show a session (default: the latest), or list them all")
+    p = _command(commands, "status", help="show a session (default: the latest), or list them all")
     _common(p)
     p.add_argument("session", nargs="?", type=int, help="the session's number (snapdesk status --all lists them)")
     p.add_argument("--all", action="store_true", help="list every session: number, name, state and counts")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = commands.add_parser("retry", help="queue failed jobs again")
+    p = _command(commands, "retry", help="queue failed jobs again")
     _failed_or_ids(p)
     p.add_argument("--force", action="store_true", help="also jobs that failed for good (a damaged file, not an "
                    "image) whose file has not changed since")
 
-    p = commands.add_parser("cancel", help="cancel queued and running jobs")
+    p = _command(commands, "cancel", help="cancel queued and running jobs")
     _common(p)
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--session", type=int, help="every unfinished job of this session")
     group.add_argument("job_ids", nargs="*", type=int, default=[], metavar="JOB_ID")
 
-    _failed_or_ids(commands.add_parser("discard", help="take failed jobs off the failed list"))
+    _failed_or_ids(_command(commands, "discard", help="take failed jobs off the failed list"))
 
-    p = commands.add_parser("jobs", help="queues, workers and statistics (or the failed jobs)")
+    p = _command(commands, "jobs", help="queues, workers and statistics (or the failed jobs)")
     _common(p)
     what = p.add_mutually_exclusive_group()
     what.add_argument("--failed", action="store_true", help="list the failed jobs with their errors")
@@ -176,22 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, verb in (("pause", "pause queues: workers finish what they run and take nothing new"),
                        ("resume", "resume paused queues")):
-        p = commands.add_parser(name, help=verb)
+        p = _command(commands, name, help=verb)
         _common(p)
-        p.add_argument("queues", nargs="+", metavar="QUEUE", choices=[*QUEUES, "all"])
+        p.add_argument("queues", nargs="+", metavar="QUEUE", choices=[*QUEUES, "all"],
+                       help=f"{', '.join(QUEUES)}, or all")
 
-    p = commands.add_parser("remove", help="remove a session, its jobs and its result files")
+    p = _command(commands, "remove", help="remove a session, its jobs and its result files")
     _common(p)
     p.add_argument("session", type=int)
 
-    p = commands.add_parser("search", help="find documents by words in their text, title, summary or name")
+    p = _command(commands, "search", help="find documents by words in their text, title, summary or name")
     _common(p)
     p.add_argument("query", nargs="+", metavar="WORD")
     p.add_argument("--session", type=int, help="only this session's documents")
     p.add_argument("--limit", type=_positive_int, default=20, help="at most this many results (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = commands.add_parser("health", help="check the transport, the workers and the queue lag; exit 1 if unwell")
+    p = _command(commands, "health", help="check the transport, the workers and the queue lag; exit 1 if unwell")
     _common(p)
     p.add_argument("--max-lag", type=_seconds, default=300, help="seconds a job may wait before that is unwell "
                    "(default 300)")
@@ -341,8 +347,13 @@ def cmd_jobs(library: Library, args) -> int:
             for job in failed:
                 how = ("permanent: no retry will cure this" if job["error_kind"] == "permanent"
                        else f"attempt {job['attempts']} of {job['max_attempts']}")
-                print(f"{job['id']:>6}  {job['type']:<10} {job['path']}\n        {job['error']} ({how})")
-            print("retry with: snapdesk retry JOB_ID... | --failed;  drop with: snapdesk discard JOB_ID...")
+                print(f"{job['id']:>6}  session {job['session_id']:<4} {job['type']:<10} {job['path']}\n"
+                      f"        {job['error']} ({how})")
+            if any(job["error_kind"] != "permanent" for job in failed):
+                print("retry with: snapdesk retry JOB_ID... | --failed;  drop with: snapdesk discard JOB_ID...")
+            else:
+                print("each failed for good: fix or replace the files, then snapdesk retry --failed (or --force to try "
+                      "anyway);  drop with: snapdesk discard JOB_ID...")
         return EXIT_OK
     window = args.window or 3600
     stats = library.statistics(window=window)
