@@ -150,6 +150,14 @@ class WorkerProcess:
         self.proc.wait()
 
 
+def wait_for_first_job(env, job_type: str, message: str) -> dict:
+    """The latest session's report, once its first document's ``job_type`` job is complete."""
+    def complete():
+        report = json.loads(snapdesk("status", "--json", env=env).stdout)
+        return report["documents"][0]["jobs"][job_type]["state"] == "complete" and report
+    return wait_for(complete, timeout=60, interval=0.5, message=message)
+
+
 def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

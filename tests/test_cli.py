@@ -10,7 +10,7 @@ from collections import Counter
 from snapdesk import __version__
 from snapdesk.config import load_settings
 
-from helpers import WorkerProcess, snapdesk, wait_for, write_photos
+from helpers import wait_for_first_job, WorkerProcess, snapdesk, wait_for, write_photos
 
 
 def test_submit_wait_json_on_the_embedded_default(tmp_path, cli_env):
@@ -62,11 +62,7 @@ def test_failures_exit_non_zero_and_retry_requeues(tmp_path, cli_env):
     retried = snapdesk("retry", "--failed", env=env)
     assert retried.returncode == 0 and "queued 1 job again" in retried.stdout
 
-    def complete():
-        report = json.loads(snapdesk("status", "--json", env=env).stdout)
-        return report["documents"][0]["jobs"]["thumbnail"]["state"] == "complete" and report
-
-    report = wait_for(complete, timeout=60, interval=0.5, message="the retried job to complete")
+    report = wait_for_first_job(env, "thumbnail", "the retried job to complete")
     assert report["documents"][0]["jobs"]["thumbnail"]["attempts"] == 2
 
     nothing = snapdesk("retry", "999", env=env)

@@ -8,7 +8,7 @@ import sys
 from snapdesk.config import load_settings
 from snapdesk.engine.local_workers import LocalWorkers
 
-from helpers import WorkerProcess, jpeg_bytes, snapdesk, text_image, wait_for, write_photos
+from helpers import wait_for_first_job, WorkerProcess, jpeg_bytes, snapdesk, text_image, wait_for, write_photos
 
 
 def test_a_mistyped_command_is_a_usage_error_that_suggests_the_command(tmp_path, cli_env):
@@ -88,10 +88,7 @@ def test_a_failure_no_retry_cures_is_said_to_be_permanent_and_not_retried_until_
     fixed = snapdesk("retry", "--failed", env=env)
     assert fixed.returncode == 0 and "queued 1 job again" in fixed.stdout
 
-    def complete():
-        report = json.loads(snapdesk("status", "--json", env=env).stdout)
-        return report["documents"][0]["jobs"]["thumbnail"]["state"] == "complete" and report
-    report = wait_for(complete, timeout=60, interval=0.5, message="the fixed file to complete")
+    report = wait_for_first_job(env, "thumbnail", "the fixed file to complete")
     assert report["documents"][0]["width"] == 640
 
 
