@@ -16,8 +16,6 @@ are both just owners of a Library.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import hashlib
 import logging
@@ -36,27 +34,19 @@ from ..store.db import (CANCELLED, COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDI
                         TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, Meta, UploadSession, db,
                         open_db)
 from . import events as ev
-from .events import EventType
 from .importer import FoundFile, Scanner, found_batches
-from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, ResultError, dependents_of, job_types_for
+from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, dependents_of, job_types_for
+from .projection import SEARCHED_JOB_TYPES, Projection, ResultNotStored, reindex_documents, unindex_documents
 from . import stats
 from .local_workers import LocalWorkers, try_lock
 from .retrying import REFUSED_FOR_GOOD, TRANSIENT_ERRORS, Backoff, describe as describe_error, wait_out
 from .runner import PAYLOAD_VERSION
-from .transport import EVERY_LANE, PRIORITY_BATCH, PRIORITY_INTERACTIVE, RawEvent, Transport, make_transport
+from .transport import EVERY_LANE, PRIORITY_BATCH, PRIORITY_INTERACTIVE, Transport, make_transport
 
 log = logging.getLogger("snapdesk.library")
 
-#: The job types whose results the search index holds (OCR text; title and summary).
-SEARCHED_JOB_TYPES = ("ocr", "summary")
-
-
 class LibraryError(Exception):
     """The library cannot be used as asked; the message says why and what to do."""
-
-
-class ResultNotStored(Exception):
-    """A completion's result files could not be written (a full disk): the event is deferred."""
 
 
 class Library:
@@ -101,6 +91,7 @@ class Library:
                 self._owner_lock.close()
             raise
         self.artifacts_dir = self.data_dir / "artifacts"
+        self.projection = Projection(self.artifacts_dir, settings.lease_seconds)
         if local_workers is None and settings.wants_local_workers:
             local_workers = LocalWorkers(settings, idle_exit=settings.worker_idle_exit)
         self.local_workers = local_workers
@@ -216,7 +207,7 @@ class Library:
             doc.width, doc.height = earlier_doc.width, earlier_doc.height
             doc.save()
         if job_type in SEARCHED_JOB_TYPES:
-            self._index(doc)
+            reindex_documents([doc.id])
         return job
 
     # -- handing jobs to the queues ----------------------------------------------------
@@ -344,13 +335,12 @@ class Library:
             Job.id == job.id, Job.state == PENDING).execute()
         JobEvent.create(job=job, type="skipped", attempt=job.attempt, at=now, error=reason)
 
-    def _settle_dependents(self, job: Job) -> None:
+    def _settle_dependents(self, document_id: int, job_type: str, state: str) -> None:
         """A job ended without a result: the jobs waiting for it end too, saying why."""
-        for dependent in dependents_of(job.type):
-            waiting = Job.get_or_none(Job.document == job.document_id, Job.type == dependent.name,
-                                      Job.state == PENDING)
+        for dependent in dependents_of(job_type):
+            waiting = Job.get_or_none(Job.document == document_id, Job.type == dependent.name, Job.state == PENDING)
             if waiting is not None:
-                self._skip(waiting, f"skipped: the {job.type} job {job.state}")
+                self._skip(waiting, f"skipped: the {job_type} job {state}")
 
     def _upload_blob(self, doc: Document) -> bool:
         try:
@@ -398,9 +388,9 @@ class Library:
     def pump(self, block_ms: int = 0) -> int:
         """Apply the next batch of events (waiting up to ``block_ms`` for one); returns how many.
 
-        Each event is opened (signature, schema) and applied on its own savepoint: one that cannot
-        be applied is held with its reason, and the rest of the batch goes on. The log entries are
-        deleted once the batch is committed."""
+        The batch is applied in one transaction (see ``projection``): an event that cannot be
+        opened or applied is held with its reason, and the rest of the batch goes on. The log
+        entries are deleted once the batch is committed."""
         if self.read_only:
             return 0  # the owner applies them
         if self._unacked:
@@ -412,9 +402,15 @@ class Library:
             return 0
         self._unblocked = False
         now = self.clock()
+        key = self.transport.library_key(self.owner)
         with db.atomic():
+            events = []
             for entry in entries:
-                self._apply_entry(entry, now)
+                try:
+                    events.append(ev.open_sealed(key, self.owner, entry.data))
+                except ev.BadEvent as exc:
+                    self._hold(SET_ASIDE, str(exc), exc.body, None)
+            self._apply_events(events, now, hold=True)
         self._unacked = [entry.id for entry in entries]
         self.transport.ack_events(self.owner, self._unacked)
         self._unacked = []
@@ -431,22 +427,31 @@ class Library:
             if n < self.EVENT_BATCH:
                 return total
 
-    def _apply_entry(self, entry: RawEvent, now: float) -> None:
-        event = None
-        try:
-            event = ev.open_sealed(self.transport.library_key(self.owner), self.owner, entry.data)
-            with db.atomic():  # a savepoint: an event that fails halfway leaves nothing behind
-                self.apply(event, now)
-        except ev.BadEvent as exc:
-            self._hold(SET_ASIDE, str(exc), exc.body or (ev.plain(event) if event else None), event)
-        except ResultNotStored as exc:
-            self._hold(DEFERRED, str(exc), ev.plain(event), event)
-        except (peewee.DatabaseError, *TRANSIENT_ERRORS):
-            raise  # the library itself cannot be written: the batch is applied again later
-        except Exception as exc:  # a bug: the event is kept to look at, and the library goes on
-            log.exception("applying an event failed")
-            self._hold(SET_ASIDE, f"unexpected error while applying it: {type(exc).__name__}: {exc}",
-                       ev.plain(event) if event else None, event)
+    def apply(self, event: ev.Event, now: float | None = None) -> None:
+        """Apply one checked event (see ``projection.transition`` for what each kind does). Raises
+        BadEvent for one that does not match its job, ResultNotStored when its files cannot be written."""
+        self._apply_events([event], self.clock() if now is None else now, hold=False)
+
+    def _apply_events(self, events: list[ev.Event], now: float, hold: bool) -> None:
+        outcome = self.projection.apply(events, now)
+        for event, exc in outcome.problems:
+            if not hold:
+                raise exc
+            if isinstance(exc, ev.BadEvent):
+                self._hold(SET_ASIDE, str(exc), exc.body or ev.plain(event), event)
+            elif isinstance(exc, ResultNotStored):
+                self._hold(DEFERRED, str(exc), ev.plain(event), event)
+            else:  # a bug: the event is kept to look at, and the library goes on
+                log.error("applying an event failed", exc_info=exc)
+                self._hold(SET_ASIDE, f"unexpected error while applying it: {type(exc).__name__}: {exc}",
+                           ev.plain(event), event)
+        for _, doc_id, job_type, state in outcome.ended_without_result:
+            self._settle_dependents(doc_id, job_type, state)
+        self._unblocked = self._unblocked or outcome.unblocked
+        self.applied(outcome.applied)
+
+    def applied(self, events: list[ev.Event]) -> None:
+        """Called with each batch of events applied; the window's owner learns what changed here."""
 
     def _hold(self, kind: str, reason: str, body: str | None, event: ev.Event | None) -> None:
         job_id = getattr(event, "job_id", None)
@@ -473,102 +478,6 @@ class Library:
             self.dispatch()
         return applied
 
-    def apply(self, event: ev.Event, now: float | None = None) -> None:
-        """Apply one checked event: here is all that each kind of event does. Idempotent; events of
-        superseded attempts or finished jobs change nothing. Raises BadEvent for one that does not
-        match its job, ResultNotStored when its files cannot be written."""
-        now = self.clock() if now is None else now
-        lease = now + self.settings.lease_seconds  # on the owner's clock, from when it heard of the job
-        if isinstance(event, ev.Heartbeat):
-            for job_id, attempt in event.jobs:
-                (Job.update(lease_expires_at=lease)
-                 .where(Job.id == job_id, Job.attempt == attempt, Job.state.in_((QUEUED, PROCESSING))).execute())
-            return
-        kind = event.type
-        if kind == EventType.PROGRESS:  # most of the traffic: one UPDATE, no row loaded
-            (Job.update(state=PROCESSING, lease_expires_at=lease, worker=event.worker.name,
-                        progress=peewee.fn.MAX(Job.progress, event.progress))
-             .where(Job.id == event.job_id, Job.attempt == event.attempt, Job.document == event.document_id,
-                    Job.type == event.job_type, Job.state.in_((QUEUED, PROCESSING)))
-             .execute())
-            return
-        job = Job.get_or_none(Job.id == event.job_id)
-        if job is None:
-            return  # its session was removed (ids are never reused: no other job can have it)
-        if (job.document_id, job.session_id, job.type) != (event.document_id, event.session_id, event.job_type):
-            raise ev.BadEvent(f"it names job {job.id} as the {event.job_type} job of document {event.document_id}, "
-                              f"but that job is the {job.type} job of document {job.document_id}")
-        if event.attempt > job.attempt:
-            raise ev.BadEvent(f"it names attempt {event.attempt} of job {job.id}, which has had only {job.attempt}")
-        files = self._check_result(job, event) if kind == EventType.COMPLETE else {}
-        if event.attempt < job.attempt or job.state in TERMINAL:
-            return
-        worker = event.worker.name
-        if kind == EventType.STARTED:
-            job.state, job.started_at, job.worker, job.progress, job.lease_expires_at = PROCESSING, now, worker, 0, lease
-        elif kind == EventType.QUEUED:  # a draining worker put it back on its queue
-            job.state, job.progress, job.worker, job.lease_expires_at = QUEUED, 0, None, None
-        elif kind == EventType.RETRYING:  # the worker asks for another attempt; the owner makes it
-            job.state, job.attempt, job.progress, job.worker, job.lease_expires_at = PENDING, job.attempt + 1, 0, None, None
-            job.error, job.error_kind = event.error, event.error_kind.value
-            job.not_before = now + event.delay_ms / 1000
-            self._unblocked = True
-        elif kind == EventType.COMPLETE:
-            job.result = self._store_files(job, event.result, files)
-            job.state, job.progress, job.finished_at = COMPLETE, 100, now
-            job.duration_ms, job.worker, job.error, job.error_kind = event.duration_ms, worker, None, None
-            job.lease_expires_at = None
-        elif kind == EventType.FAILED:
-            job.state, job.finished_at, job.duration_ms, job.lease_expires_at = FAILED, now, event.duration_ms, None
-            job.error, job.error_kind, job.worker = event.error, event.error_kind.value, worker
-        elif kind == EventType.CANCELLED:
-            job.state, job.finished_at, job.lease_expires_at = CANCELLED, now, None
-        job.save()
-        if job.state == COMPLETE:
-            self._unblocked = self._unblocked or bool(dependents_of(job.type))
-            if job.type in SEARCHED_JOB_TYPES:
-                self._index(job.document)
-        elif job.state in (FAILED, CANCELLED):
-            self._settle_dependents(job)
-        JobEvent.create(job=job, type=kind.value, attempt=event.attempt, at=now, worker=worker,
-                        duration_ms=event.duration_ms, error=event.error)
-
-    @staticmethod
-    def _check_result(job: Job, event: ev.JobComplete) -> dict[str, bytes]:
-        """A completion's files, decoded, once its result is seen to be its job type's."""
-        try:
-            JOB_TYPES[job.type].check_result(event.result, set(event.files))
-            return {name: base64.b64decode(encoded, validate=True) for name, encoded in event.files.items()}
-        except ResultError as exc:
-            raise ev.BadEvent(f"its {job.type} result is not valid: {exc}") from None
-        except (binascii.Error, ValueError):
-            raise ev.BadEvent("its files are not valid base64") from None
-
-    def _store_files(self, job: Job, result: dict, files: dict[str, bytes]) -> dict:
-        """Write a completion's files into the library, named by content hash; its result, with their paths."""
-        doc = job.document
-        folder = self.artifacts_dir / doc.sha256[:2] / doc.sha256 / job.type
-        paths = {}
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            for name, data in files.items():
-                path = folder / name  # a bare file name (the schema allows no other): never a path from the event
-                tmp = path.with_suffix(path.suffix + ".tmp")
-                tmp.write_bytes(data)
-                tmp.replace(path)
-                paths[name] = str(path)
-        except OSError as exc:
-            raise ResultNotStored(f"cannot write its result files into {folder}: {exc.strerror or exc}") from None
-        for name, data in files.items():
-            info = (result.get("thumbnails") or {}).get(Path(name).stem, {})
-            (Artifact.insert(document=doc, job=job, name=name, path=paths[name], size=len(data),
-                             width=info.get("width"), height=info.get("height"))
-             .on_conflict_replace().execute())
-        if result.get("width") and result.get("height"):
-            doc.width, doc.height = result["width"], result["height"]
-            doc.save()
-        return JOB_TYPES[job.type].attach_files(result, paths)
-
     # -- leases ------------------------------------------------------------------------
     def _replace_attempt(self, job: Job, event_type: str, message: str, now: float, counts: bool = True) -> None:
         """The job's current attempt is given up on (its worker went silent, its task was lost): a
@@ -580,7 +489,7 @@ class Library:
             Job.update(state=FAILED, error=f"{message} (gave up after {job.attempt} attempts)",
                        error_kind="retryable", finished_at=now, lease_expires_at=None).where(Job.id == job.id).execute()
             job.state = FAILED
-            self._settle_dependents(job)
+            self._settle_dependents(job.document_id, job.type, FAILED)
         else:
             Job.update(state=PENDING, attempt=job.attempt + 1, progress=0, worker=None, lease_expires_at=None,
                        max_attempts=job.max_attempts + (0 if counts else 1), not_before=None, error=message,
@@ -726,7 +635,7 @@ class Library:
                     Job.update(state=CANCELLED, finished_at=now, lease_expires_at=None).where(
                         Job.id == job.id, Job.state.in_((PENDING, QUEUED))).execute()
                     job.state = CANCELLED
-                    self._settle_dependents(job)
+                    self._settle_dependents(job.document_id, job.type, CANCELLED)
                 JobEvent.create(job=job, type="cancel", attempt=job.attempt, at=now)
         return [job.id for job in jobs]
 
@@ -758,8 +667,7 @@ class Library:
                                                                   Document.blob_in_flight == True)]  # noqa: E712
         doc_ids = [d for (d,) in Document.select(Document.id).where(Document.session == session).tuples()]
         with db.atomic():
-            for doc_id in doc_ids:
-                db.execute_sql("DELETE FROM search_index WHERE document_id = ?", (doc_id,))
+            unindex_documents(doc_ids)
             session.delete_instance(recursive=True)
         still_used = {sha for (sha,) in Document.select(Document.sha256).where(Document.sha256.in_(list(shas))).tuples()}
         for sha in shas - still_used:
@@ -801,17 +709,6 @@ class Library:
         return self.maintenance()
 
     # -- search ------------------------------------------------------------------------
-    def _index(self, doc: Document) -> None:
-        """(Re)write a document's row in the full-text index from its OCR and summary results."""
-        results = {job.type: job.result or {} for job in
-                   Job.select(Job.type, Job.result).where(Job.document == doc.id, Job.state == COMPLETE,
-                                                          Job.type.in_(SEARCHED_JOB_TYPES))}
-        summary = results.get("summary", {})
-        db.execute_sql("DELETE FROM search_index WHERE document_id = ?", (doc.id,))
-        db.execute_sql("INSERT INTO search_index (document_id, name, title, summary, text) VALUES (?, ?, ?, ?, ?)",
-                       (doc.id, Path(doc.path).name, summary.get("title") or "", summary.get("summary") or "",
-                        results.get("ocr", {}).get("text") or ""))
-
     def search(self, query: str, limit: int = 50, session_id: int | None = None) -> list[dict]:
         """Documents matching every word of ``query`` (the last one as a prefix), best first, each
         with a snippet around the match. Words are matched in file names, titles, summaries and text."""
@@ -819,9 +716,9 @@ class Library:
         if not words:
             return []
         match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
-        sql = ("SELECT s.document_id, bm25(search_index, 0, 8.0, 6.0, 3.0, 1.0) AS rank, "
+        sql = ("SELECT s.rowid, bm25(search_index, 8.0, 6.0, 3.0, 1.0) AS rank, "
                "snippet(search_index, -1, '[', ']', '…', 12) FROM search_index s "
-               "JOIN document d ON d.id = s.document_id WHERE search_index MATCH ?"
+               "JOIN document d ON d.id = s.rowid WHERE search_index MATCH ?"
                + (" AND d.session_id = ?" if session_id is not None else "") + " ORDER BY rank LIMIT ?")
         params = (match, session_id, limit) if session_id is not None else (match, limit)
         rows = db.execute_sql(sql, params).fetchall()

@@ -39,11 +39,11 @@ class _TrackingLibrary(Library):
         self.touched_docs: set[int] = set()
         self.touched_sessions: set[int] = set()
 
-    def apply(self, event, now=None) -> None:
-        super().apply(event, now)
-        if getattr(event, "document_id", None) is not None:
-            self.touched_docs.add(event.document_id)
-            self.touched_sessions.add(event.session_id)
+    def applied(self, events) -> None:
+        for event in events:
+            if getattr(event, "document_id", None) is not None:
+                self.touched_docs.add(event.document_id)
+                self.touched_sessions.add(event.session_id)
 
     def touch_jobs(self, job_ids) -> None:
         for doc_id, session_id in Job.select(Job.document, Job.session).where(Job.id.in_(list(job_ids))).tuples():
