@@ -35,6 +35,7 @@ from ..store.db import (CANCELLED, COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDI
                         open_db)
 from . import events as ev
 from .importer import FoundFile, Scanner, found_batches
+from . import meaning
 from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, dependents_of, job_types_for
 from .projection import SEARCHED_JOB_TYPES, Projection, ResultNotStored, reindex_documents, unindex_documents
 from . import stats
@@ -154,9 +155,13 @@ class Library:
                                                              sorted(self.settings.enabled_job_types))
         ids, new_jobs = [], []
         with db.atomic():
-            for f, sha in found:
-                doc = Document.create(session=session, path=str(f.path), size=f.size, sha256=sha, kind=f.kind,
-                                      mtime=f.mtime)
+            rows = [{"session": session.id, "path": str(f.path), "size": f.size, "sha256": sha, "kind": f.kind,
+                     "mtime": f.mtime} for f, sha in found]
+            docs = []
+            for i in range(0, len(rows), 100):  # SQLite takes at most 999 variables a statement
+                # RETURNING's order is SQLite's choice; ids are given in the order rows are inserted.
+                docs += sorted(Document.insert_many(rows[i:i + 100]).returning(Document).execute(), key=lambda d: d.id)
+            for doc, (f, sha) in zip(docs, found):
                 ids.append(doc.id)
                 for job_type in job_types_for(f.kind, self.settings.enabled_job_types):
                     if (sha, job_type.name) in earlier:
@@ -225,10 +230,14 @@ class Library:
         earlier = Job.alias()
         waiting_types = [t for t in JOB_TYPES.values() if t.after]
         ready = Job.type.not_in([t.name for t in waiting_types])
-        for t in waiting_types:
+        for t in waiting_types:  # one after several (embed): once one has ended and none is unfinished
             ready |= (Job.type == t.name) & peewee.fn.EXISTS(
-                earlier.select(earlier.id).where(earlier.document == Job.document, earlier.type == t.after,
+                earlier.select(earlier.id).where(earlier.document == Job.document, earlier.type.in_(t.inputs),
                                                  earlier.state.in_(TERMINAL)))
+            if len(t.inputs) > 1:
+                ready &= (Job.type != t.name) | ~peewee.fn.EXISTS(
+                    earlier.select(earlier.id).where(earlier.document == Job.document, earlier.type.in_(t.inputs),
+                                                     earlier.state.not_in(TERMINAL)))
         pending = list(Job.select(Job, Document).join(Document)
                        .where(Job.state == PENDING, ready).order_by(Job.priority.desc(), Job.id))
         if not pending:
@@ -241,6 +250,7 @@ class Library:
             {job.document.sha256 for job in pending if job.document.blob_in_flight})) if uses_blobs else set()
         now = self.clock()
         sends: list[tuple[Job, dict]] = []
+        uploads: dict[str, list[Document]] = {}  # copies to put into Redis, by content hash
         for job in pending:
             doc = job.document
             job_type = JOB_TYPES[job.type]
@@ -249,38 +259,75 @@ class Library:
                 ready, extra = self._input_of(job, job_type)
                 if not ready:
                     continue
-            if job_type.needs_source and uses_blobs:
+            if job_type.needs_source and uses_blobs and doc.sha256 not in uploads:
                 if doc.blob_in_flight and doc.sha256 in lost_copies:  # the server lost it, or it expired
-                    if self._upload_blob(doc):
-                        lost_copies.discard(doc.sha256)
-                        log.info("put the copy of %s back into Redis: it was gone", doc.path)
+                    uploads[doc.sha256] = [doc]
+                    log.info("putting the copy of %s back into Redis: it was gone", doc.path)
                 elif not doc.blob_in_flight:
                     if in_flight and in_flight + doc.size > window:
                         break  # the rest waits until finished documents free room
-                    if self._upload_blob(doc):
-                        in_flight += doc.size
+                    uploads[doc.sha256] = [doc]
+                    in_flight += doc.size
+            elif doc.sha256 in uploads and not doc.blob_in_flight:
+                uploads[doc.sha256].append(doc)
             sends.append((job, {**self._payload(job, doc), **extra}))
         if not sends:
             return 0
+        self._upload_blobs(uploads)
         with db.atomic():
             for i in range(0, len(sends), 500):
                 Job.update(state=QUEUED, queued_at=now).where(
                     Job.id.in_([job.id for job, _ in sends[i:i + 500]]), Job.state == PENDING).execute()
-        for n, (job, payload) in enumerate(sends):
-            delay = (job.not_before - now) if job.not_before else None
-            try:
-                self.transport.enqueue(JOB_TYPES[job.type].queue, payload, priority=job.priority, delay=delay)
-            except TRANSIENT_ERRORS:
-                # Not sent: back to pending. The one that failed may have reached the server all the
-                # same (a timeout), so it goes back as a new attempt, and a copy that did arrive is stale.
-                unsent = [j.id for j, _ in sends[n + 1:]]
-                with db.atomic():
-                    Job.update(state=PENDING, attempt=Job.attempt + 1, max_attempts=Job.max_attempts + 1).where(
-                        Job.id == job.id, Job.state == QUEUED, Job.attempt == job.attempt).execute()
-                    for i in range(0, len(unsent), 500):
-                        Job.update(state=PENDING).where(Job.id.in_(unsent[i:i + 500]), Job.state == QUEUED).execute()
-                raise
+        later = [(job, payload) for job, payload in sends if job.not_before and job.not_before > now]
+        at_once = [(job, payload) for job, payload in sends if not (job.not_before and job.not_before > now)]
+        for n in range(0, len(at_once), self.SEND_BATCH):
+            self._send(at_once[n:n + self.SEND_BATCH], at_once[n + self.SEND_BATCH:],
+                       lambda chunk: self.transport.enqueue_many(
+                           [(JOB_TYPES[job.type].queue, payload, job.priority) for job, payload in chunk]))
+        for n, (job, payload) in enumerate(later):
+            self._send([(job, payload)], later[n + 1:], lambda chunk: self.transport.enqueue(
+                JOB_TYPES[job.type].queue, payload, priority=job.priority, delay=job.not_before - now))
         return len(sends)
+
+    #: Tasks sent to the queues in one round trip.
+    SEND_BATCH = 200
+
+    def _send(self, chunk: list[tuple[Job, dict]], rest: list[tuple[Job, dict]], send: Callable) -> None:
+        """Send a chunk of queued jobs' tasks. Should that fail, the chunk goes back to pending as new
+        attempts (any of its tasks may have reached the server all the same: a timeout, so a copy
+        that did arrive is stale), and the jobs not yet sent go back as they were."""
+        try:
+            send(chunk)
+        except TRANSIENT_ERRORS:
+            sent, unsent = [j.id for j, _ in chunk], [j.id for j, _ in rest]
+            with db.atomic():
+                for ids, new_attempt in ((sent, True), (unsent, False)):
+                    for i in range(0, len(ids), 500):
+                        query = (Job.update(state=PENDING, attempt=Job.attempt + 1, max_attempts=Job.max_attempts + 1)
+                                 if new_attempt else Job.update(state=PENDING))
+                        query.where(Job.id.in_(ids[i:i + 500]), Job.state == QUEUED).execute()
+            raise
+
+    def _upload_blobs(self, uploads: dict[str, list[Document]]) -> None:
+        """Put documents' copies into Redis for remote workers, in one round trip. A file that is
+        gone or changed since import is left out: the worker reports that."""
+        blobs: dict[str, bytes] = {}
+        for sha, docs in uploads.items():
+            try:
+                data = Path(docs[0].path).read_bytes()
+            except OSError:
+                continue
+            if hashlib.sha256(data).hexdigest() == sha:
+                blobs[sha] = data
+        if not blobs:
+            return
+        self.transport.put_blobs(self.owner, blobs)
+        ids = [doc.id for sha in blobs for doc in uploads[sha]]
+        for i in range(0, len(ids), 500):
+            Document.update(blob_in_flight=True).where(Document.id.in_(ids[i:i + 500])).execute()
+        for sha in blobs:
+            for doc in uploads[sha]:
+                doc.blob_in_flight = True
 
     def prioritise(self, doc_ids: Iterable[int]) -> list[int]:
         """What a person opened goes to the front of the line: the documents' batch jobs still
@@ -314,6 +361,8 @@ class Library:
     def _input_of(self, job: Job, job_type) -> tuple[bool, dict]:
         """Whether the job this one comes after has completed, and what it hands on. A job whose
         input will never come, or is empty, ends here with the reason."""
+        if job_type.name in meaning.INPUTS:  # describe and embed: engine/meaning.py
+            return meaning.input_of(self, job, job_type)
         earlier = Job.get_or_none(Job.document == job.document_id, Job.type == job_type.after)
         if earlier is None or earlier.state != COMPLETE:
             if earlier is not None and earlier.state in (FAILED, CANCELLED):
@@ -338,34 +387,32 @@ class Library:
     def _settle_dependents(self, document_id: int, job_type: str, state: str) -> None:
         """A job ended without a result: the jobs waiting for it end too, saying why."""
         for dependent in dependents_of(job_type):
+            if not dependent.required or dependent.inputs[0] != job_type:
+                self._unblocked = True  # it may still run from its other inputs: dispatch looks again
+                continue
             waiting = Job.get_or_none(Job.document == document_id, Job.type == dependent.name, Job.state == PENDING)
             if waiting is not None:
                 self._skip(waiting, f"skipped: the {job_type} job {state}")
-
-    def _upload_blob(self, doc: Document) -> bool:
-        try:
-            data = Path(doc.path).read_bytes()
-        except OSError:
-            return False  # the worker reports the file as gone or unreadable
-        if hashlib.sha256(data).hexdigest() != doc.sha256:
-            return False  # changed since import: the worker reports that
-        self.transport.put_blob(self.owner, doc.sha256, data)
-        Document.update(blob_in_flight=True).where(Document.id == doc.id).execute()
-        doc.blob_in_flight = True
-        return True
 
     def _release_blobs(self) -> int:
         """Drop the Redis copies of documents none of whose jobs still need them."""
         if not self.transport.uses_blobs:
             return 0
         unfinished = Job.select(Job.document).where(Job.state.in_(UNFINISHED))
-        done = list(Document.select().where(Document.blob_in_flight == True,  # noqa: E712
-                                            Document.id.not_in(unfinished)))
-        for doc in done:
-            if not Document.select().where(Document.sha256 == doc.sha256, Document.id != doc.id,
-                                           Document.blob_in_flight == True).exists():  # noqa: E712
-                self.transport.delete_blob(self.owner, doc.sha256)
-            Document.update(blob_in_flight=False).where(Document.id == doc.id).execute()
+        done = list(Document.select(Document.id, Document.sha256).where(
+            Document.blob_in_flight == True, Document.id.not_in(unfinished)).tuples())  # noqa: E712
+        if not done:
+            return 0
+        shas = sorted({sha for _, sha in done})
+        still_needed = set()  # the same content, in flight for another document whose jobs are not done
+        for i in range(0, len(shas), 500):
+            still_needed.update(sha for (sha,) in Document.select(Document.sha256).where(
+                Document.blob_in_flight == True, Document.sha256.in_(shas[i:i + 500]),  # noqa: E712
+                Document.id.in_(unfinished)).tuples())
+        self.transport.delete_blobs(self.owner, [sha for sha in shas if sha not in still_needed])
+        ids = sorted(doc_id for doc_id, _ in done)
+        for i in range(0, len(ids), 500):
+            Document.update(blob_in_flight=False).where(Document.id.in_(ids[i:i + 500])).execute()
         return len(done)
 
     def _payload(self, job: Job, doc: Document) -> dict:
@@ -669,6 +716,7 @@ class Library:
         with db.atomic():
             unindex_documents(doc_ids)
             session.delete_instance(recursive=True)
+            meaning.forget_unused()  # the vectors of content no document has any more
         still_used = {sha for (sha,) in Document.select(Document.sha256).where(Document.sha256.in_(list(shas))).tuples()}
         for sha in shas - still_used:
             shutil.rmtree(self.artifacts_dir / sha[:2] / sha, ignore_errors=True)
@@ -748,12 +796,11 @@ class Library:
         return UploadSession.get_or_none(UploadSession.id == session_id)
 
     def document_counts(self, session: UploadSession) -> Counter:
-        """Documents of a session by status (see ``document_status``)."""
-        by_doc: dict[int, list[str]] = {}
-        for doc_id, state in (Job.select(Job.document, Job.state).where(Job.session == session).tuples()):
-            by_doc.setdefault(doc_id, []).append(state)
-        counts = Counter(document_status(states) for states in by_doc.values())
-        counts["total"] = Document.select().where(Document.session == session).count()
+        """Documents of a session by status (see ``document_status``), and their total: kept as the
+        library changes (migration 0008), so this is one indexed read at any size."""
+        counts = Counter(dict(db.execute_sql("SELECT status, n FROM session_count WHERE session_id = ? AND n > 0",
+                                             (session.id,)).fetchall()))
+        counts["total"] = sum(counts.values())
         return counts
 
     def failed_jobs(self, session_id: int | None = None, limit: int | None = None) -> list[dict]:
@@ -783,6 +830,9 @@ class Library:
             raise LibraryError(f"cannot reach {self.transport.describe()} ({describe_error(exc)}). Check that the "
                                "server runs and the URL is right (REDIS_URL, --redis, or Settings), and that this "
                                "machine can reach it.") from None
+
+    def has_unfinished(self, session: UploadSession) -> bool:
+        return Job.select().where(Job.session == session, Job.state.in_(UNFINISHED)).exists()
 
     def unfinished(self, session: UploadSession | None = None) -> int:
         query = Job.select().where(Job.state.in_(UNFINISHED))
@@ -858,7 +908,7 @@ class Library:
                         on_connection(True, f"connected to {self.transport.describe()} again")
             if on_progress:
                 on_progress(self.document_counts(session))
-            if not self.unfinished(session):
+            if not self.has_unfinished(session):
                 return True
             if deadline is not None and now > deadline:
                 return False

@@ -28,6 +28,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import struct
 import threading
 import time
 from pathlib import Path
@@ -195,6 +196,21 @@ class Transport:
         else:
             huey.enqueue(task.s(payload, priority=priority))
 
+    def enqueue_many(self, sends: list[tuple[str, dict, int]]) -> None:
+        """Put jobs on their queues to run now, ``(queue, payload, priority)`` each, in as few round
+        trips as the storage allows (one transaction, one pipeline). Should it fail, any of them may
+        have been queued, or none."""
+        for queue, payload, priority in sends:
+            self.enqueue(queue, payload, priority=priority)
+
+    def _messages(self, sends: list[tuple[str, dict, int]]) -> dict[str, list[tuple[bytes, int]]]:
+        """The serialized task messages of ``sends``, by queue, as ``huey.enqueue`` would make them."""
+        by_queue: dict[str, list[tuple[bytes, int]]] = {}
+        for queue, payload, priority in sends:
+            huey, task = self._queue(queue)
+            by_queue.setdefault(queue, []).append((huey.serialize_task(task.s(payload, priority=priority)), priority))
+        return by_queue
+
     def queue_counts(self) -> dict:
         """Per queue: jobs waiting now, jobs waiting for a later time (retries), and whether it is paused."""
         paused = self.paused_queues()
@@ -308,6 +324,15 @@ class Transport:
     # -- document bytes ----------------------------------------------------------------
     def put_blob(self, owner: str, sha256: str, data: bytes) -> None:
         raise NotImplementedError
+
+    def put_blobs(self, owner: str, blobs: dict[str, bytes]) -> None:
+        """Put many documents' copies at once ({sha256: bytes})."""
+        for sha256, data in blobs.items():
+            self.put_blob(owner, sha256, data)
+
+    def delete_blobs(self, owner: str, shas: list[str]) -> None:
+        for sha256 in shas:
+            self.delete_blob(owner, sha256)
 
     def get_blob(self, owner: str, sha256: str) -> bytes | None:
         return None
@@ -451,6 +476,14 @@ class EmbeddedTransport(Transport):
         workers = conn.execute("DELETE FROM worker WHERE seen < ?", (now - STALE_WORKER_SECONDS,)).rowcount
         return {"cancel_marks": marks, "workers": workers}
 
+    def enqueue_many(self, sends):
+        # Huey's SqliteStorage.enqueue, one transaction a queue instead of one a task.
+        for queue, messages in self._messages(sends).items():
+            storage = self.huey(queue).storage
+            with storage.db(commit=True) as cursor:
+                cursor.executemany("INSERT INTO task (queue, data, priority) VALUES (?, ?, ?)",
+                                   [(storage.name, storage.to_blob(data), priority) for data, priority in messages])
+
     def put_blob(self, owner, sha256, data):
         raise NotImplementedError("the embedded transport reads documents from their files")
 
@@ -536,11 +569,29 @@ class RedisTransport(Transport):
     def uses_blobs(self) -> bool:
         return True
 
+    def enqueue_many(self, sends):
+        # Huey's RedisPriorityQueue.enqueue (a sorted set scored by -priority, each member prefixed
+        # with its time in microseconds to keep the order within a priority), in one pipeline.
+        pipe = self.redis.pipeline(transaction=False)
+        for queue, messages in self._messages(sends).items():
+            key = self.huey(queue).storage.queue_key
+            for n, (data, priority) in enumerate(messages):
+                prefix = struct.pack(">Q", int(time.time() * 1e6) + n)
+                pipe.zadd(key, {prefix + data: -priority})
+        pipe.execute()
+
     def put_blob(self, owner, sha256, data):
-        """A document's copy, sealed with its library's key: only a holder of the secret can read it."""
-        nonce = os.urandom(12)
-        sealed = nonce + AESGCM(self.library_key(owner)).encrypt(nonce, data, f"blob:{sha256}".encode())
-        self.redis.set(self._key("blob", owner, sha256), sealed, ex=self.BLOB_TTL)
+        self.put_blobs(owner, {sha256: data})
+
+    def put_blobs(self, owner, blobs):
+        """Documents' copies, sealed with their library's key: only a holder of the secret can read them."""
+        pipe = self.redis.pipeline(transaction=False)
+        aead = AESGCM(self.library_key(owner))
+        for sha256, data in blobs.items():
+            nonce = os.urandom(12)
+            pipe.set(self._key("blob", owner, sha256), nonce + aead.encrypt(nonce, data, f"blob:{sha256}".encode()),
+                     ex=self.BLOB_TTL)
+        pipe.execute()
 
     def get_blob(self, owner, sha256):
         sealed = self.redis.get(self._key("blob", owner, sha256))
@@ -554,6 +605,10 @@ class RedisTransport(Transport):
 
     def delete_blob(self, owner, sha256):
         self.redis.delete(self._key("blob", owner, sha256))
+
+    def delete_blobs(self, owner, shas):
+        if shas:
+            self.redis.delete(*(self._key("blob", owner, sha) for sha in shas))
 
     def missing_blobs(self, owner, shas):
         if not shas:

@@ -75,6 +75,11 @@ class Document(BaseModel):
     #: Redis mode: the owner has put this document's bytes into Redis for remote workers.
     blob_in_flight = peewee.BooleanField(default=False)
     created_at = peewee.FloatField(default=time.time)
+    #: One word from its jobs' states, kept by triggers (migration 0008): read here, never set.
+    status = peewee.TextField(default="complete")
+
+    class Meta:
+        only_save_dirty = True  # a save() writes what was changed, never a stale status
 
 
 class Job(BaseModel):
