@@ -438,7 +438,20 @@ def prefill(total: int) -> None:
             for model, rows in ((Document, docs), (Job, jobs)):
                 for chunk in peewee.chunked(rows, 900 // len(rows[0])):  # within SQLite's 999 variables
                     model.insert_many(chunk).execute()
+            # Each document searchable by some text, as an OCR'd library is.
+            db.connection().executemany("INSERT INTO search_index (rowid, name, title, summary, text) "
+                                        "VALUES (?, ?, '', '', ?)",
+                                        [(d["id"], Path(d["path"]).name, _page_text(d["id"])) for d in docs])
         have, next_id = have + n, next_id + n
+
+
+WORDS = ("invoice receipt total amount due date account payment order customer number tax shipping "
+         "address letter dear regards meeting notes project report summary balance credit").split()
+
+
+def _page_text(doc_id: int, words: int = 150) -> str:
+    rng = random.Random(doc_id)
+    return " ".join(rng.choice(WORDS) for _ in range(words)) + f" ref {doc_id}"
 
 
 def _thumbnail_result(sha: str) -> dict:
@@ -459,6 +472,8 @@ def measure_library_sizes(workdir: Path, sizes: list[int], workers: int, threads
     with Library(snapdesk_settings(data_dir, redis_url)) as library, \
             snapdesk_workers(data_dir, redis_url, workers, threads) as procs:
         wait_registered(library, procs)
+        # An untimed drop first: the workers' and the owner's first jobs pay for imports and caches.
+        time_drop(library, make_documents(workdir / "warm-up", 100, seed + 1), 100)
         for k, size in enumerate(sizes):
             if Document.select().count() > size:
                 raise SystemExit(f"--library-sizes: {size} is less than the library already holds "
@@ -468,6 +483,46 @@ def measure_library_sizes(workdir: Path, sizes: list[int], workers: int, threads
             elapsed, submit = time_drop(library, folder, SIZE_DROP)
             costs.append((elapsed * 1000 / SIZE_DROP, submit * 1000 / SIZE_DROP))
     return costs
+
+
+def measure_remove(workdir: Path, count: int) -> tuple[float, int]:
+    """Seconds to remove a session of ``count`` documents, each with its thumbnail, OCR and summary
+    jobs complete, their timelines, three thumbnail files on disk and a row in the search index,
+    from a library that also holds another session as large; and the files left behind (0)."""
+    data_dir = workdir / "data"
+    data_dir.mkdir(parents=True)
+    settings = load_settings(env={}, data_dir=data_dir, local_workers="no")
+    with Library(settings) as library:
+        prefill(count)  # the session that stays
+        first_new = (Document.select(peewee.fn.MAX(Document.id)).scalar() or 0) + 1
+        prefill(2 * count)
+        sessions = sorted({d.session_id for d in Document.select(Document.session).where(Document.id >= first_new)})
+        now = time.time()
+        with db.atomic():
+            for doc_id, sha in Document.select(Document.id, Document.sha256).where(Document.id >= first_new).tuples():
+                session = Document.get_by_id(doc_id).session_id
+                folder = library.artifacts_dir / sha[:2] / sha / "thumbnail"
+                folder.mkdir(parents=True)
+                for name in ("sm", "md", "lg"):
+                    (folder / f"{name}.webp").write_bytes(b"RIFF" + bytes(60))
+                for job_type in ("ocr", "summary"):
+                    Job.insert(document=doc_id, session=session, type=job_type, state=COMPLETE, attempt=1,
+                               max_attempts=3, progress=100, finished_at=now, result={"text": "x"}).execute()
+            db.execute_sql("INSERT INTO job_event (job_id, type, attempt, at) "
+                           "SELECT id, 'job:started', 1, ? FROM job UNION ALL SELECT id, 'job:complete', 1, ? FROM job",
+                           (now, now))
+            # One session of ``count``: the prefill made sessions of SIZE_DROP; fold them into the first.
+            Document.update(session=sessions[0]).where(Document.session.in_(sessions)).execute()
+            Job.update(session=sessions[0]).where(Job.session.in_(sessions)).execute()
+            UploadSession.delete().where(UploadSession.id.in_(sessions[1:])).execute()
+        start = time.perf_counter()
+        library.remove_session(sessions[0])
+        elapsed = time.perf_counter() - start
+        left = sum(1 for _ in library.artifacts_dir.rglob("*.webp")) if library.artifacts_dir.exists() else 0
+        kept = Document.select().count()
+    if kept != count:
+        raise RuntimeError(f"removing the session left {kept} documents, not the other session's {count}")
+    return elapsed, left
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -488,6 +543,8 @@ class Run:
         self.rates: dict[str, dict[int, float]] = {}
         #: Per transport: (ms per document, ms per document in submit() alone), by library size.
         self.sizes: dict[str, list[tuple[float, float]]] = {}
+        #: Seconds to remove a session, and files it left behind.
+        self.removed: tuple[float, int] | None = None
         self._workdirs = 0
 
     def workdir(self, name: str) -> Path:
@@ -529,6 +586,10 @@ class Run:
                 print(f"  {name}: {SIZE_DROP} documents into a library of {size}: {total:.2f} ms/document "
                       f"(submit() alone {submit:.2f})", flush=True)
 
+    def remove_session(self) -> None:
+        self.removed = measure_remove(self.workdir("remove"), self.args.remove_session)
+        print(f"  removing a session of {self.args.remove_session} documents: {self.removed[0]:.2f} s", flush=True)
+
     def report(self) -> None:
         counts = self.args.docs
         print(f"\n{os.cpu_count()} cores; 16x16 PNGs, the thumbnail job only\n")
@@ -538,7 +599,8 @@ class Run:
             if name in self.rates:
                 rows.append([f"SnapDesk / plain, {title} (goal >= {GOAL_RATIO})",
                              *(f"{self.rates[name][n] / self.rates[plain][n]:.2f}" for n in counts)])
-        table(["path", *(f"{n} documents or tasks per second" for n in counts)], rows)
+        if counts:
+            table(["path", *(f"{n} documents or tasks per second" for n in counts)], rows)
         if "redis-rtt" in self.rates:
             direct, proxied = self.rates["redis"], self.rates["redis-rtt"]
             print()
@@ -556,6 +618,11 @@ class Run:
             print()
             table([f"{SIZE_DROP} documents submitted into a library of",
                    *(f"{name}: ms per document (submit() alone)" for name in names)], rows)
+        if self.removed:
+            print()
+            table(["removing a session", "seconds (goal < 10 at 20000)", "result files left"],
+                  [[f"{self.args.remove_session} documents, 3 jobs each, in a library of "
+                    f"{2 * self.args.remove_session}", f"{self.removed[0]:.2f}", str(self.removed[1])]])
 
 
 def table(head: list[str], rows: list[list[str]]) -> None:
@@ -567,8 +634,9 @@ def table(head: list[str], rows: list[list[str]]) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, nargs="+", default=[2000], metavar="N",
-                        help="documents (and plain tasks) per measurement; several sizes run one after another")
+    parser.add_argument("--docs", type=int, nargs="*", default=[2000], metavar="N",
+                        help="documents (and plain tasks) per measurement; several sizes run one after another "
+                             "(none: no throughput measurement)")
     parser.add_argument("--workers", type=int, default=2, metavar="W")
     parser.add_argument("--threads", type=int, default=4, metavar="T")
     parser.add_argument("--only", choices=("embedded", "redis"))
@@ -576,9 +644,11 @@ def parse_args(argv=None):
                         help=f"also time a {SIZE_DROP}-document submit into a library of A, then B documents")
     parser.add_argument("--rtt-ms", type=float, default=0, metavar="MS",
                         help="also run SnapDesk on Redis with the owner behind a proxy adding this round-trip time")
+    parser.add_argument("--remove-session", type=int, default=0, metavar="N",
+                        help="also time removing a session of N documents (OCR'd, with thumbnails on disk)")
     parser.add_argument("--seed", type=int, default=0, help="picks the documents' colours")
     args = parser.parse_args(argv)
-    if min(args.docs) < 1 or args.workers < 1 or args.threads < 1 or args.rtt_ms < 0:
+    if min(args.docs, default=1) < 1 or args.workers < 1 or args.threads < 1 or args.rtt_ms < 0:
         parser.error("--docs, --workers and --threads must be at least 1, --rtt-ms not negative")
     if args.rtt_ms and args.only == "embedded":
         parser.error("--rtt-ms measures the owner's distance to Redis: not with --only embedded")
@@ -597,6 +667,8 @@ def main(argv=None) -> int:
         run = Run(args, tmp, redis_url)
         for count in args.docs:
             run.throughput(count)
+        if args.remove_session:
+            run.remove_session()
         if args.library_sizes:
             run.library_sizes()
         run.report()

@@ -120,7 +120,7 @@ def run_job(payload: dict) -> None:
                                  f"{payload.get('v')}: upgrade snapdesk-worker to the app's version")
         source = fetch_source(ctx.transport, payload) if job_type.needs_source else None
         _inject_faults(ctx.faults, payload, emit.checkpoint)
-        emit.checkpoint(force=True)
+        emit.checkpoint()  # the marks were read as it started: looked at again only if that was a while ago
         result, files = job_type.run(source, payload, emit.progress, ctx.settings)
         duration = _ms(started)
         emit(ev.EventType.COMPLETE, progress=100, duration_ms=duration, result=result,
@@ -151,14 +151,13 @@ def _may_start(ctx, job_type, payload, emit) -> bool:
     here), nor when the rate limit is used up (it waits its turn, without using an attempt)."""
     if job_type is None:
         return True  # run_job reports it
-    paused = frozenset(ctx.transport.paused_queues())
-    ctx.paused = paused
+    paused, cancelled, superseded = ctx.transport.start_checks(payload["owner"], payload["job_id"], payload["attempt"],
+                                                               payload.get("priority", 0))
+    ctx.paused = paused = frozenset(paused)
     if job_type.queue in paused:  # dequeued just as the queue was paused: back it goes, untouched
         _requeue(ctx, job_type.queue, payload)
         _tell(ctx, "job_requeued", payload["job_type"], "paused")
         return False
-    cancelled, superseded = ctx.transport.job_marks(payload["owner"], payload["job_id"], payload["attempt"],
-                                                    payload.get("priority", 0))
     if superseded:
         log.info("job %s %s: dropped a copy left behind (attempt %s was moved ahead, or replaced)",
                  payload["job_id"], payload["job_type"], payload["attempt"])

@@ -258,10 +258,16 @@ class Transport:
 
     def job_marks(self, owner: str, job_id: int, attempt: int, priority: int) -> tuple[bool, bool]:
         """(cancelled, superseded) for a copy of a job's attempt queued at ``priority``: one look."""
-        cancelled, lane, every = self._have_marks(owner, [
-            ("cancelled", self._mark(owner, job_id)), ("superseded", self._mark(owner, job_id, attempt, priority)),
-            ("superseded", self._mark(owner, job_id, attempt, EVERY_LANE))])
+        cancelled, lane, every = self._have_marks(owner, self._wanted_marks(owner, job_id, attempt, priority))
         return cancelled, lane or every
+
+    def _wanted_marks(self, owner: str, job_id: int, attempt: int, priority: int) -> list[tuple[str, str]]:
+        return [("cancelled", self._mark(owner, job_id)), ("superseded", self._mark(owner, job_id, attempt, priority)),
+                ("superseded", self._mark(owner, job_id, attempt, EVERY_LANE))]
+
+    def start_checks(self, owner: str, job_id: int, attempt: int, priority: int) -> tuple[set[str], bool, bool]:
+        """What a worker looks at before it starts a job: (the paused queues, cancelled, superseded)."""
+        return self.paused_queues(), *self.job_marks(owner, job_id, attempt, priority)
 
     def is_cancelled(self, owner: str, job_id: int) -> bool:
         return self._have_marks(owner, [("cancelled", self._mark(owner, job_id))])[0]
@@ -637,6 +643,14 @@ class RedisTransport(Transport):
         for kind, name in wanted:
             pipe.zscore(self._key(kind, owner), name)
         return [score is not None for score in pipe.execute()]
+
+    def start_checks(self, owner, job_id, attempt, priority):
+        pipe = self.redis.pipeline(transaction=False)  # one round trip
+        pipe.smembers(self._key("paused"))
+        for kind, name in self._wanted_marks(owner, job_id, attempt, priority):
+            pipe.zscore(self._key(kind, owner), name)
+        paused, cancelled, lane, every = pipe.execute()
+        return {q.decode() for q in paused}, cancelled is not None, lane is not None or every is not None
 
     def ping(self):
         self.redis.ping()
