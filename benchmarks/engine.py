@@ -88,10 +88,13 @@ def clean_env(**extra: str) -> dict:
 
 # -- processes ---------------------------------------------------------------------------
 @contextlib.contextmanager
-def started(cmd: list[str], env: dict, log: Path):
-    """A process in a process group of its own (its forked children too), stopped at the end."""
+def started(cmd: list[str], env: dict, log: Path, core: int | None = None):
+    """A process in a process group of its own (its forked children too), stopped at the end;
+    pinned to one CPU core when ``core`` is given (before it starts, so its threads are too)."""
+    pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=pin)
     try:
         yield proc
     finally:
@@ -265,8 +268,9 @@ def snapdesk_settings(data_dir: Path, redis_url: str = ""):
 
 
 @contextlib.contextmanager
-def snapdesk_workers(data_dir: Path, redis_url: str, workers: int, threads: int):
-    """W worker processes on the thumbnail queue, T threads each, connected straight to the transport."""
+def snapdesk_workers(data_dir: Path, redis_url: str, workers: int, threads: int, cores: list[int] | None = None):
+    """W worker processes on the thumbnail queue, T threads each, connected straight to the transport;
+    worker i pinned to ``cores[i]`` when given."""
     env = clean_env(SNAPDESK_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1",
                     **({"REDIS_URL": redis_url, "SNAPDESK_SECRET": SECRET} if redis_url else {}))
     cmd = [sys.executable, "-m", "snapdesk.worker", "--queues", "thumbnail", "--concurrency", str(threads)]
@@ -274,7 +278,7 @@ def snapdesk_workers(data_dir: Path, redis_url: str, workers: int, threads: int)
         procs = []
         for i in range(workers):
             log = data_dir / f"worker-{i}.log"
-            procs.append((stack.enter_context(started(cmd, env, log)), log))
+            procs.append((stack.enter_context(started(cmd, env, log, cores[i] if cores else None)), log))
         yield procs
 
 
@@ -525,6 +529,34 @@ def measure_remove(workdir: Path, count: int) -> tuple[float, int]:
     return elapsed, left
 
 
+def measure_scale_out(workdir: Path, count: int, seed: int, redis_url: str) -> dict[int, float]:
+    """Documents per second with 1, then 2 single-thread workers, each pinned to a core of its own,
+    on ``count`` 12 MP photos (the thumbnail job: about 60 ms of one core each), in a fresh library
+    each time. The owner is not pinned."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from photos import make_photo
+
+    folder = workdir / "photos"
+    folder.mkdir(parents=True)
+    for i in range(count):
+        (folder / f"photo-{i:04d}.jpg").write_bytes(make_photo(seed=seed * 1000 + i))
+    cores = sorted(os.sched_getaffinity(0))
+    rates = {}
+    for n in (1, 2):
+        if n > len(cores):
+            break
+        if redis_url:
+            flush(redis_url)
+        data_dir = workdir / f"data-{n}"
+        data_dir.mkdir()
+        with Library(snapdesk_settings(data_dir, redis_url)) as library, \
+                snapdesk_workers(data_dir, redis_url, n, 1, cores[:n]) as procs:
+            wait_registered(library, procs)
+            elapsed, _ = time_drop(library, folder, count)
+            rates[n] = count / elapsed
+    return rates
+
+
 # -- the run -----------------------------------------------------------------------------
 class Run:
     """The measurements of one run, printed as they come and as tables at the end."""
@@ -545,6 +577,8 @@ class Run:
         self.sizes: dict[str, list[tuple[float, float]]] = {}
         #: Seconds to remove a session, and files it left behind.
         self.removed: tuple[float, int] | None = None
+        #: Photos per second by number of single-core workers.
+        self.scale: dict[int, float] = {}
         self._workdirs = 0
 
     def workdir(self, name: str) -> Path:
@@ -586,6 +620,12 @@ class Run:
                 print(f"  {name}: {SIZE_DROP} documents into a library of {size}: {total:.2f} ms/document "
                       f"(submit() alone {submit:.2f})", flush=True)
 
+    def scale_out(self) -> None:
+        self.scale = measure_scale_out(self.workdir("scale-out"), self.args.scale_out, self.args.seed,
+                                       self.redis_url or "")
+        for n, rate in self.scale.items():
+            print(f"  {n} single-core worker{'s' if n > 1 else ''}, 12 MP photos: {rate:.1f}/s", flush=True)
+
     def remove_session(self) -> None:
         self.removed = measure_remove(self.workdir("remove"), self.args.remove_session)
         print(f"  removing a session of {self.args.remove_session} documents: {self.removed[0]:.2f} s", flush=True)
@@ -618,6 +658,13 @@ class Run:
             print()
             table([f"{SIZE_DROP} documents submitted into a library of",
                    *(f"{name}: ms per document (submit() alone)" for name in names)], rows)
+        if self.scale:
+            print()
+            rows = [[f"{n} worker{'s' if n > 1 else ''}, one core each", f"{rate:.1f}"] for n, rate in self.scale.items()]
+            if 2 in self.scale:
+                rows.append(["speed-up, 2 workers / 1 (goal >= 1.8)", f"{self.scale[2] / self.scale[1]:.2f}"])
+            table([f"{self.args.scale_out} 12 MP photos, thumbnails, {'Redis' if self.redis_url else 'embedded'}",
+                   "photos per second"], rows)
         if self.removed:
             print()
             table(["removing a session", "seconds (goal < 10 at 20000)", "result files left"],
@@ -644,6 +691,8 @@ def parse_args(argv=None):
                         help=f"also time a {SIZE_DROP}-document submit into a library of A, then B documents")
     parser.add_argument("--rtt-ms", type=float, default=0, metavar="MS",
                         help="also run SnapDesk on Redis with the owner behind a proxy adding this round-trip time")
+    parser.add_argument("--scale-out", type=int, default=0, metavar="N",
+                        help="also time N 12 MP photos through 1, then 2 single-core workers")
     parser.add_argument("--remove-session", type=int, default=0, metavar="N",
                         help="also time removing a session of N documents (OCR'd, with thumbnails on disk)")
     parser.add_argument("--seed", type=int, default=0, help="picks the documents' colours")
@@ -667,6 +716,8 @@ def main(argv=None) -> int:
         run = Run(args, tmp, redis_url)
         for count in args.docs:
             run.throughput(count)
+        if args.scale_out:
+            run.scale_out()
         if args.remove_session:
             run.remove_session()
         if args.library_sizes:
