@@ -120,7 +120,7 @@ def run_job(payload: dict) -> None:
                                  f"{payload.get('v')}: upgrade snapdesk-worker to the app's version")
         source = fetch_source(ctx.transport, payload) if job_type.needs_source else None
         _inject_faults(ctx.faults, payload, emit.checkpoint)
-        emit.checkpoint()  # the marks were read as it started: looked at again only if that was a while ago
+        emit.checkpoint(force=True)
         result, files = job_type.run(source, payload, emit.progress, ctx.settings)
         duration = _ms(started)
         emit(ev.EventType.COMPLETE, progress=100, duration_ms=duration, result=result,
