@@ -317,7 +317,7 @@ def measure_snapdesk(workdir: Path, folder: Path, count: int, workers: int, thre
 SQLITE_APP = '''
 from huey import SqliteHuey
 
-huey = SqliteHuey("plain", filename={target!r}, results=True)
+huey = SqliteHuey("plain", filename={target!r}, results=True, timeout=30)  # SnapDesk's queues wait as long
 
 
 @huey.on_startup()
