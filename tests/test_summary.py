@@ -26,6 +26,65 @@ within the legal limits for drinking water. The authority recommends new buffer 
 to reduce runoff from farmland. Maria Lopez, the chief engineer, will present the findings on 12 October 2026."""
 
 
+INVOICE = """INVOICE
+Invoice from Northwind Garden Supplies Ltd
+14 Harbour Road, Bristol BS1 4QA
+Invoice number: INV-2026-0412
+Date: 03/11/2026
+Due date: 03/12/2026
+Bill to: Greenfield Community Allotments
+Description                 Qty   Unit price   Amount
+Raised bed kit, cedar        4      45.00      180.00
+Compost, 50 l bags          10       6.50       65.00
+Delivery                     1      15.00       15.00
+Subtotal                                      260.00
+VAT 20%                                        52.00
+Total due                                 GBP 312.00
+Payment terms: 30 days. Please quote the invoice number with your payment.
+Thank you for your business."""
+
+SHOP_RECEIPT = """Receipt
+FRESH MART
+221 Elm Street, Springfield
+Date 2026-02-08 14:32
+Bananas 1.29
+Whole milk 2L 3.49
+Bread 2.99
+Eggs dozen 4.19
+SUBTOTAL 11.96
+TAX 0.96
+TOTAL USD 12.92
+VISA **** 4421 12.92
+Thank you for shopping with us!"""
+
+LETTER = """Mrs Helen Carter
+7 Mill Lane
+Oxford OX2 6LP
+
+12 March 2026
+
+Dear Mr Patel,
+
+Thank you for your letter of 2 March about the repairs to the roof of the village hall.
+The committee met last week and agreed to accept the quote from Hartley Roofing for the work.
+We would like the repairs to start in April, before the spring fair, if that suits your team.
+Please let me know which dates are possible and whether you need access to the hall at weekends.
+
+Yours sincerely,
+Helen Carter
+Secretary, Kingston Village Hall Committee"""
+
+NOTE = """Shopping and errands
+- pick up parcel from post office
+- call the dentist to move Thursday appointment
+- milk, eggs, bread
+Remember: bins go out Tuesday night.
+Pay the window cleaner 20.00"""
+
+FIELD_WORDS = {"usd", "gbp", "eur", "date", "due", "total", "subtotal", "tax", "vat", "amount", "qty", "price",
+               "number", "invoice", "receipt", "payment", "dear", "sincerely", "march", "tuesday", "thursday"}
+
+
 @pytest.fixture
 def chat():
     with ChatServer() as server:
@@ -123,3 +182,49 @@ def test_the_offline_summary_of_prose_picks_salient_sentences():
     names = {e["name"] for e in result["entities"]}
     assert {"Maria Lopez", "Springfield Water Authority", "12 October 2026"} <= names
     assert "farmland" in result["topics"] and "the" not in result["topics"]
+
+
+def test_the_offline_summary_of_an_invoice_names_its_vendor_once():
+    result = summarize_extractive(INVOICE, "scan_0412.pdf")
+    assert result["document_type"] == "invoice"
+    assert result["title"] == "Invoice from Northwind Garden Supplies Ltd"
+    assert result["summary"] == ("Invoice from Northwind Garden Supplies Ltd, dated 03/11/2026, total 312.00 GBP, "
+                                 "3 line items.")
+    assert [i["description"] for i in result["metadata"]["line_items"]] == ["Raised bed kit, cedar",
+                                                                            "Compost, 50 l bags", "Delivery"]
+    assert not FIELD_WORDS & set(result["topics"]) and {"compost", "cedar"} <= set(result["topics"])
+
+
+def test_the_offline_summary_of_a_receipt_with_a_heading():
+    result = summarize_extractive(SHOP_RECEIPT, "IMG_2211.jpg")
+    assert result["document_type"] == "receipt"
+    assert result["title"] == "Receipt from FRESH MART"
+    assert result["summary"] == "Receipt from FRESH MART, dated 2026-02-08, total 12.92 USD, 4 line items."
+    assert not FIELD_WORDS & set(result["topics"]) and {"bananas", "milk"} <= set(result["topics"])
+
+
+def test_a_receipt_that_calls_itself_an_invoice_from_is_not_a_receipt_from_an_invoice():
+    text = "Invoice from Corner Bakery\n" + RECEIPT.split("\n", 1)[1]
+    result = summarize_extractive(text, "r.jpg")
+    assert result["document_type"] == "receipt" and result["metadata"]["vendor"] == "Corner Bakery"
+    assert result["title"] == "Receipt from Corner Bakery"
+    assert result["summary"].startswith("Receipt from Corner Bakery, dated 2026-03-14, total 14.58 USD")
+
+
+def test_the_offline_summary_of_a_letter():
+    result = summarize_extractive(LETTER, "letter.png")
+    assert result["document_type"] == "letter"
+    assert result["title"] == "Letter to Mr Patel from Helen Carter"
+    assert "accept the quote from Hartley Roofing" in result["summary"]
+    assert "without full sentences" not in result["summary"]
+    assert not FIELD_WORDS & set(result["topics"]) and {"hall", "repairs"} <= set(result["topics"])
+    assert not {"helen", "carter", "patel"} & set(result["topics"])  # people are entities, not topics
+
+
+def test_the_offline_summary_of_a_note_lists_what_it_says():
+    result = summarize_extractive(NOTE, "note.jpg")
+    assert result["title"] == "Shopping and errands"
+    assert result["summary"].startswith("Shopping and errands: pick up parcel from post office; call the dentist "
+                                        "to move Thursday appointment; milk, eggs, bread")
+    assert "without full sentences" not in result["summary"] and "words" not in result["summary"]
+    assert not FIELD_WORDS & set(result["topics"])

@@ -78,3 +78,21 @@ def test_decompression_bomb_is_refused_before_decoding():
 def test_missing_file_fails_permanently(tmp_path):
     with pytest.raises(PermanentError, match="gone"):
         make_thumbnails(tmp_path / "nope.jpg")
+
+
+def test_a_pdf_gets_the_thumbnails_of_its_first_page():
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_font("helvetica", size=14)
+    for text in ("First page", "Second page"):
+        pdf.add_page()
+        pdf.cell(0, 10, text)
+    result = make_thumbnails(bytes(pdf.output()), kind="pdf")
+    assert result.width == 1200 and abs(result.height - 1200 * 297 / 210) <= 1  # 1200 px wide, A4 aspect
+    assert _sizes(result) == {"sm": (150, 212), "md": (300, 424), "lg": (600, 849)}
+
+
+def test_a_damaged_pdf_fails_permanently():
+    with pytest.raises(PermanentError, match="the PDF is damaged"):
+        make_thumbnails(b"%PDF-1.7\n1 0 obj garbage and no trailer", kind="pdf")

@@ -6,9 +6,16 @@ Only the owner makes attempts. A retryable failure with attempts left is reporte
 the owner queues the next attempt. Anything else ends the job as failed. Every outcome is an event.
 
 A job the owner cancelled, or an attempt it replaced, never starts, and a running one stops at
-its next checkpoint (each progress report is one); a job dequeued just as its queue was paused
-goes back untouched. While the transport is unavailable (down, or refusing writes) the worker
-waits: nothing it dequeued is dropped.
+its next checkpoint (each progress report is one). A job past its time limit (the worker's
+``SNAPDESK_JOB_TIMEOUT_<TYPE>``) stops at its next checkpoint too, and fails for good: the same
+input would take as long again, so no retry is made (a person can still retry it, or raise the
+limit). A job busy where it reports nothing (inside a C decoder) cannot be stopped from its
+thread: the pixel and page limits bound how long one page's decode takes, and the limit is
+enforced at the checkpoint that follows. A decoder hung for good would hold its thread (and keep
+its lease renewed); recycling cannot free it, since a recycling worker waits for its jobs, but
+SIGTERM does, past --drain-timeout, putting the job back on its queue. A job dequeued just as
+its queue was paused goes back untouched. While the transport is unavailable (down, or refusing
+writes) the worker waits: nothing it dequeued is dropped.
 """
 
 from __future__ import annotations
@@ -23,11 +30,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..processors.errors import JobError, PermanentError, RetryableError
 from . import events as ev
 from .jobs import JOB_TYPES
 from .retrying import TRANSIENT_ERRORS, describe as describe_error, wait_out
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .jobs import JobType
+    from .transport import Transport
 
 log = logging.getLogger("snapdesk.worker")
 
@@ -35,6 +48,10 @@ log = logging.getLogger("snapdesk.worker")
 PAYLOAD_VERSION = 2
 PROGRESS_INTERVAL = 0.5  # seconds between progress events, milestones aside
 CANCEL_CHECK_INTERVAL = 0.5  # seconds between looks at the cancel marks while a job runs
+
+
+class TimedOut(PermanentError):
+    """The job ran past its job type's time limit; it stops at its next checkpoint and fails."""
 
 
 class Cancelled(Exception):
@@ -45,26 +62,37 @@ class Superseded(Exception):
     """The owner replaced this attempt with a newer one; it stops here, and says nothing more."""
 
 
+class WorkerObserver(Protocol):
+    """Who hears how each job taken from a queue ended (the worker's metrics and recycling)."""
+
+    def job_ended(self, job_type: str, outcome: str, seconds: float | None) -> None: ...
+
+    def job_requeued(self, job_type: str, reason: str) -> None: ...
+
+    def rate_wait(self, queue: str, seconds: float) -> None: ...
+
+
 @dataclass
 class WorkerContext:
-    transport: object
-    worker: dict
+    transport: Transport
+    worker: ev.WorkerInfo
     #: (owner, job_id) -> payload of every job running in this process, for lease heartbeats.
-    running: dict = field(default_factory=dict)
+    running: dict[tuple[str, int], ev.JobPayload] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    faults: dict = field(default_factory=dict)
+    #: Test hook (SNAPDESK_TEST_FAULTS): by job type, the faults to inject (see ``_inject_faults``).
+    faults: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The paused queues as last read; the worker's main loop refreshes it.
-    paused: frozenset = frozenset()
+    paused: frozenset[str] = frozenset()
     #: How long cancel marks are kept (the periodic maintenance trims older ones).
     retention_seconds: float = 30 * 86400
     #: The worker's own settings: the LLM endpoint, model and key for summaries.
-    settings: object = None
+    settings: Settings | None = None
     #: The clock that stamps events (shown by the owner, never used by it to judge time).
-    clock: object = time.time
+    clock: Callable[[], float] = time.time
     #: Told how each job taken from a queue ended, for the worker's metrics and recycling (None: nobody):
     #: ``job_ended(job_type, outcome, seconds)`` (seconds None when it never ran),
     #: ``job_requeued(job_type, reason)`` and ``rate_wait(queue, seconds)``.
-    observer: object = None
+    observer: WorkerObserver | None = None
 
     def running_by_owner(self) -> dict[str, list[list[int]]]:
         with self.lock:
@@ -89,10 +117,10 @@ def install(context: WorkerContext) -> None:
 
 def backoff_seconds(backoff_ms: int, attempt: int) -> float:
     """Exponential backoff from ``backoff_ms`` for the attempt that just failed, with +-20 % jitter."""
-    return backoff_ms * 2 ** (attempt - 1) * random.uniform(0.8, 1.2) / 1000
+    return backoff_ms * 2.0 ** (attempt - 1) * random.uniform(0.8, 1.2) / 1000
 
 
-def run_job(payload: dict) -> None:
+def run_job(payload: ev.JobPayload) -> None:
     """The task every queue runs. Never raises: every outcome becomes an event."""
     ctx = _context
     if ctx is None:
@@ -105,6 +133,7 @@ def run_job(payload: dict) -> None:
     except TRANSIENT_ERRORS as exc:  # cannot tell yet: back on the queue, to be looked at again
         log.warning("job %s %s goes back on its queue: %s", payload["job_id"], payload["job_type"],
                     describe_error(exc))
+        assert job_type is not None  # _may_start asks the transport nothing for an unknown job type
         _requeue(ctx, job_type.queue, payload)
         _tell(ctx, "job_requeued", payload["job_type"], "unavailable")
         return
@@ -112,6 +141,7 @@ def run_job(payload: dict) -> None:
     with ctx.lock:
         ctx.running[key] = payload
     started = time.monotonic()
+    _set_time_limit(ctx, payload, emit, started)
     outcome = "interrupted"
     try:
         emit(ev.EventType.STARTED)
@@ -146,14 +176,24 @@ def run_job(payload: dict) -> None:
         _tell(ctx, "job_ended", payload["job_type"], outcome, time.monotonic() - started)
 
 
-def _may_start(ctx, job_type, payload, emit) -> bool:
+def _set_time_limit(ctx: WorkerContext, payload: ev.JobPayload, emit: _Emitter, started: float) -> None:
+    """The job's deadline, from the worker's settings: its job type's time limit, if it has one."""
+    timeout_of = getattr(ctx.settings, "timeout_of", None)
+    limit = timeout_of(payload["job_type"]) if timeout_of else 0
+    if limit:
+        own = hasattr(ctx.settings, f"job_timeout_{payload['job_type']}")
+        emit.deadline, emit.limit = started + limit, limit
+        emit.limit_setting = f"SNAPDESK_JOB_TIMEOUT_{payload['job_type'].upper()}" if own else "SNAPDESK_JOB_TIMEOUT"
+
+
+def _may_start(ctx: WorkerContext, job_type: JobType | None, payload: ev.JobPayload, emit: _Emitter) -> bool:
     """Whether the job runs now: not when its queue was just paused or it was cancelled (it ends
     here), nor when the rate limit is used up (it waits its turn, without using an attempt)."""
     if job_type is None:
         return True  # run_job reports it
-    paused, cancelled, superseded = ctx.transport.start_checks(payload["owner"], payload["job_id"], payload["attempt"],
-                                                               payload.get("priority", 0))
-    ctx.paused = paused = frozenset(paused)
+    paused_now, cancelled, superseded = ctx.transport.start_checks(payload["owner"], payload["job_id"],
+                                                                   payload["attempt"], payload.get("priority", 0))
+    ctx.paused = paused = frozenset(paused_now)
     if job_type.queue in paused:  # dequeued just as the queue was paused: back it goes, untouched
         _requeue(ctx, job_type.queue, payload)
         _tell(ctx, "job_requeued", payload["job_type"], "paused")
@@ -178,7 +218,7 @@ def _may_start(ctx, job_type, payload, emit) -> bool:
     return True
 
 
-def _tell(ctx: WorkerContext, what: str, *args) -> None:
+def _tell(ctx: WorkerContext, what: str, *args: object) -> None:
     """Tell the worker's observer (its metrics, its recycling count) how a job went; never breaks a job."""
     if ctx.observer is not None:
         try:
@@ -187,7 +227,7 @@ def _tell(ctx: WorkerContext, what: str, *args) -> None:
             log.exception("the worker's %s hook failed", what)
 
 
-def _requeue(ctx, queue: str, payload: dict, delay: float | None = None) -> None:
+def _requeue(ctx: WorkerContext, queue: str, payload: ev.JobPayload, delay: float | None = None) -> None:
     """Put a task (back) on its queue; while the transport is unavailable, keep trying: it must not be lost."""
     wait_out(lambda: ctx.transport.enqueue(queue, payload, priority=payload.get("priority", 0), delay=delay),
              f"put job {payload['job_id']} back on the {queue} queue", log)
@@ -202,13 +242,14 @@ def maintain() -> None:
     log.info("maintenance: trimmed %s", ", ".join(f"{n} {what}" for what, n in trimmed.items()))
 
 
-def _log_outcome(payload: dict, outcome: str, duration: int) -> None:
+def _log_outcome(payload: ev.JobPayload, outcome: str, duration: int) -> None:
     log.info("job %s %s %s in %d ms", payload["job_id"], payload["job_type"], outcome, duration,
              extra={"job_id": payload["job_id"], "job_type": payload["job_type"], "duration_ms": duration,
                     "outcome": outcome})
 
 
-def _failed(payload, emit, kind, message, started, retry_after=None):
+def _failed(payload: ev.JobPayload, emit: _Emitter, kind: str, message: str, started: float,
+            retry_after: float | None = None) -> str:
     duration = _ms(started)
     attempt, max_attempts = payload["attempt"], payload["max_attempts"]
     if kind == "retryable" and attempt < max_attempts:
@@ -229,20 +270,27 @@ def _failed(payload, emit, kind, message, started, retry_after=None):
 
 
 class _Emitter:
-    def __init__(self, ctx: WorkerContext, payload: dict):
+    def __init__(self, ctx: WorkerContext, payload: ev.JobPayload):
         self.ctx, self.payload = ctx, payload
+        self.deadline: float | None = None  # time.monotonic() past which the job stops (its time limit)
+        self.limit, self.limit_setting = 0.0, ""
         self._last_progress = 0.0
         self._last_cancel_check = time.monotonic()
 
-    def __call__(self, type_: ev.EventType, **fields) -> None:
+    def __call__(self, type_: ev.EventType, **fields: Any) -> None:
         event = ev.job_event(type_, self.payload, self.ctx.worker, **fields)
         event["ts"] = self.ctx.clock()
         self.ctx.transport.emit(self.payload["owner"], event)
 
     def checkpoint(self, force: bool = False) -> None:
         """Raise Cancelled when the owner has cancelled this job, Superseded when it replaced this
-        attempt (looked up at most every 0.5 s)."""
+        attempt (looked up at most every 0.5 s), and TimedOut once the job is past its time limit."""
         now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            job_type = self.payload["job_type"]
+            raise TimedOut(f"stopped after {self.limit:g} s, the time limit of a {job_type} job "
+                           f"({self.limit_setting} on the worker); the document may be "
+                           "too long or too large to process in that time")
         if force or now - self._last_cancel_check >= CANCEL_CHECK_INTERVAL:
             self._last_cancel_check = now
             p = self.payload
@@ -265,10 +313,10 @@ class _Emitter:
             self(ev.EventType.PROGRESS, progress=int(percent))
 
 
-def fetch_source(transport, payload: dict) -> bytes:
+def fetch_source(transport: Transport, payload: ev.JobPayload) -> bytes:
     """The document's bytes: the original file when it is readable here and unchanged, else its blob."""
     path, sha256 = payload["path"], payload["sha256"]
-    problem = None
+    problem: JobError
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -290,7 +338,7 @@ def fetch_source(transport, payload: dict) -> bytes:
     raise problem
 
 
-def _inject_faults(faults: dict, payload: dict, checkpoint) -> None:
+def _inject_faults(faults: dict[str, dict[str, Any]], payload: ev.JobPayload, checkpoint: Callable[[], None]) -> None:
     """Test hook (SNAPDESK_TEST_FAULTS): slow down or fail chosen jobs to exercise retries and drains.
 
     ``{"thumbnail": {"match": "flaky", "sleep": 2, "fail_attempts": 1}}`` makes thumbnail jobs of

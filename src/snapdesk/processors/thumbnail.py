@@ -1,34 +1,30 @@
 """Thumbnails: three WebP sizes, a blurhash placeholder and the original dimensions.
 
-The image is decoded once, as small as it can be while still covering the largest size:
-JPEG's draft mode lets libjpeg decode at 1/2, 1/4 or 1/8 scale, which is several times
-faster than decoding all 12 MP. Each smaller size is then made from the one above it.
+The image is opened through ``processors/decode.py``, the one decode path every job shares (its
+limits, its pixel modes, its messages for files it cannot read), and decoded once, as small as it
+can be while still covering the largest size: JPEG's draft mode lets libjpeg decode at 1/2, 1/4
+or 1/8 scale, which is several times faster than decoding all 12 MP. Each smaller size is then
+made from the one above it. A PDF's thumbnails are of its first page.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import blurhash
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from .errors import PermanentError, RetryableError, damaged
+from . import decode
 
 #: Thumbnail widths, largest first: each is made from the one before it.
 SIZES = {"lg": 600, "md": 300, "sm": 150}
 BLURHASH_COMPONENTS = (4, 3)
 WEBP_QUALITY = 80
 WEBP_MAX_SIDE = 16383
-DEFAULT_MAX_PIXELS = 180_000_000
-
-# SnapDesk checks the pixel count itself (max_pixels, before anything is decoded) and
-# fails such files with a clear message; Pillow's own global check would only warn first.
-Image.MAX_IMAGE_PIXELS = None
-
-_ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+DEFAULT_MAX_PIXELS = decode.DEFAULT_MAX_PIXELS
+PDF_RENDER_WIDTH = 1200  # a PDF's first page is rendered this wide for its thumbnails
 
 
 @dataclass
@@ -47,58 +43,19 @@ class ThumbnailResult:
     thumbnails: list[Thumbnail] = field(default_factory=list)
 
 
-def make_thumbnails(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ThumbnailResult:
-    """Make the thumbnails of an image file (a path) or of its bytes."""
-    try:
-        return _make(source, max_pixels)
-    except PermanentError:
-        raise
-    except FileNotFoundError:
-        raise PermanentError("the file is gone: it was moved or deleted after it was added") from None
-    except PermissionError:
-        raise PermanentError("cannot read the file: permission denied") from None
-    except UnidentifiedImageError:
-        if _is_empty(source):
-            raise PermanentError("the file is empty") from None
-        raise PermanentError("not an image, or an image format SnapDesk cannot read") from None
-    except Image.DecompressionBombError as exc:
-        raise PermanentError(f"the image is too large to open safely ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        # Pillow reports damaged data as OSError ("image file is truncated", "broken data stream").
-        raise damaged(exc) from None
-    except MemoryError:
-        raise RetryableError("not enough memory to decode the image") from None
+def make_thumbnails(source: decode.Source, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    kind: str = "image") -> ThumbnailResult:
+    """Make the thumbnails of an image file or a PDF (``kind`` "pdf"), given as a path or its bytes.
 
-
-def _is_empty(source) -> bool:
-    if isinstance(source, (bytes, bytearray)):
-        return len(source) == 0
-    try:
-        return Path(source).stat().st_size == 0
-    except OSError:
-        return False
-
-
-def _make(source, max_pixels: int) -> ThumbnailResult:
-    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-    with Image.open(fp) as img:
-        raw_w, raw_h = img.size
-        if raw_w * raw_h > max_pixels:
-            raise PermanentError(
-                f"the image has {raw_w} x {raw_h} = {raw_w * raw_h / 1e6:.0f} MP, more than the limit of "
-                f"{max_pixels / 1e6:.0f} MP (a decompression bomb, or simply too large)")
-        orientation = img.getexif().get(0x0112, 1)
-        width, height = (raw_h, raw_w) if orientation in _ROTATED else (raw_w, raw_h)
-
-        largest = _fit(width, height, SIZES["lg"])
-        if img.format == "JPEG":
-            # Ask libjpeg for the smallest scale that still covers the largest thumbnail.
-            need = (largest[1], largest[0]) if orientation in _ROTATED else largest
-            img.draft("RGB", need)
-        img.load()
-        frame = ImageOps.exif_transpose(img)
-
-    return thumbnails_of_image(frame, (width, height))
+    Input no retry can cure raises PermanentError, with the reason ``decode`` gives."""
+    if kind == "pdf":
+        page = decode.first_page(source, "pdf", mode=decode.RGB, max_pixels=max_pixels, width=PDF_RENDER_WIDTH)
+        original_size = None
+    else:
+        page = decode.first_page(source, "image", mode=decode.RGB, max_pixels=max_pixels, draft=SIZES["lg"])
+        original_size = page.size
+    assert page.image is not None  # only a PDF page's text layer comes without one, and it is not asked for
+    return thumbnails_of_image(page.image, original_size)
 
 
 def thumbnails_of_image(frame: Image.Image, original_size: tuple[int, int] | None = None) -> ThumbnailResult:
@@ -127,12 +84,7 @@ def _fit(width: int, height: int, target_width: int) -> tuple[int, int]:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
-    if has_alpha:
-        return img.convert("RGBA")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        img = img.point(lambda v: v * (1 / 256)).convert("L")
-    return img if img.mode == "RGB" else img.convert("RGB")
+    return decode.convert(img, decode.RGB)
 
 
 def _webp(img: Image.Image) -> bytes:
@@ -141,7 +93,7 @@ def _webp(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def describe(result: ThumbnailResult) -> dict:
+def describe(result: ThumbnailResult) -> dict[str, Any]:
     """The JSON-able part of a result (everything but the image bytes)."""
     return {
         "width": result.width,
