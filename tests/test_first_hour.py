@@ -100,7 +100,7 @@ def test_health_refuses_a_negative_lag(cli_env):
 def test_each_command_says_what_it_does_in_its_help(cli_env):
     helped = snapdesk("pause", "--help", env=cli_env)
     assert "Pause queues: workers finish what they run and take nothing new." in helped.stdout
-    assert "thumbnail, ocr, summary, or all" in helped.stdout
+    assert "thumbnail, ocr, summary, describe, embed, or all" in helped.stdout
 
 
 def test_a_queue_no_worker_serves_is_named_while_submit_waits(tmp_path, cli_env, redis_url):

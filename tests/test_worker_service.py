@@ -91,7 +91,7 @@ def test_metrics_parse_and_move_as_jobs_complete(library, start_worker, tmp_path
     wait_for(lambda: _get(url + "/readyz")[0] == 200, timeout=15, message="the worker to be ready")
     before = _metrics(url)
     info = [labels for (name, labels) in before if name == "snapdesk_worker_info"]
-    assert dict(info[0])["version"] == __version__ and dict(info[0])["queues"] == "thumbnail,ocr,summary"
+    assert dict(info[0])["version"] == __version__ and dict(info[0])["queues"] == "thumbnail,ocr,summary,describe,embed"
     assert _sample(before, "snapdesk_worker_jobs_total", job_type="thumbnail", outcome="complete") == 0
     assert _sample(before, "process_resident_memory_bytes") > 0
     assert _sample(before, "snapdesk_worker_transport_up") == 1
@@ -124,7 +124,7 @@ def test_metrics_parse_and_move_as_jobs_complete(library, start_worker, tmp_path
     assert _sample(after, "snapdesk_worker_retries_total", job_type="thumbnail") == 0
     assert _sample(after, "snapdesk_worker_rate_limit_waits_total", queue="summary") == 0
     assert _get(url + "/healthz")[0] == 200
-    assert _get(url + "/readyz") == (200, f"ready: taking thumbnail, ocr, summary jobs from "
+    assert _get(url + "/readyz") == (200, f"ready: taking thumbnail, ocr, summary, describe, embed jobs from "
                                           f"{library.transport.describe()}\n")
 
 
@@ -325,7 +325,7 @@ def test_jobs_watch_shows_the_farm_live_and_quits_on_ctrl_c(library, start_worke
     assert code == 0, text
     frame = text.split("\n\n" + "snapdesk jobs --watch")[-1]
     assert "thumbnail        0       0       0      3      0" in frame
-    assert "workers: 1" in frame and f":{worker.pid}  thumbnail,ocr,summary" in frame
+    assert "workers: 1" in frame and f":{worker.pid}  thumbnail,ocr,summary,describe,embed" in frame
     assert "Traceback" not in text and "\x1b[" not in text  # into a file: plain frames
 
 

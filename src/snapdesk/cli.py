@@ -10,7 +10,8 @@
     snapdesk pause QUEUE... / snapdesk resume QUEUE...
     snapdesk remove SESSION
     snapdesk health [--json] [--max-lag SECONDS]
-    snapdesk search QUERY [--session N] [--limit N] [--json]
+    snapdesk search QUERY [--meaning] [--session N] [--limit N] [--json]
+    snapdesk similar DOCUMENT [--session N] [--limit N] [--json]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import redis
 from . import __version__
 
 from .config import QUEUES, ConfigError, load_settings
+from .engine import meaning
 from .engine.jobs import KINDS
 from .engine.library import Library, LibraryError
 from .engine.retrying import TRANSIENT_ERRORS
@@ -193,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(commands, "search", help="find documents by words in their text, title, summary or name")
     _common(p)
     p.add_argument("query", nargs="+", metavar="WORD")
+    p.add_argument("--meaning", action="store_true",
+                   help="also by meaning: the words' hits first, then the documents nearest in meaning, with their "
+                        "score (needs an embeddings endpoint and model)")
+    p.add_argument("--session", type=int, help="only this session's documents")
+    p.add_argument("--limit", type=_positive_int, default=20, help="at most this many results (default 20)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = _command(commands, "similar", help="find the documents most like one document (by their vectors), "
+                                           "best first, with their score")
+    _common(p)
+    p.add_argument("document", type=int, metavar="DOCUMENT", help="a document id (from status --json or search --json)")
     p.add_argument("--session", type=int, help="only this session's documents")
     p.add_argument("--limit", type=_positive_int, default=20, help="at most this many results (default 20)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -487,15 +500,43 @@ def cmd_search(library: Library, args) -> int:
         print(f"snapdesk: no session {args.session}", file=sys.stderr)
         return EXIT_USAGE
     query = " ".join(args.query)
-    results = library.search(query, limit=args.limit, session_id=args.session)
+    if args.meaning:
+        try:
+            results = meaning.search(library, query, limit=args.limit, session_id=args.session)
+        except meaning.MeaningError as exc:
+            print(f"snapdesk: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    else:
+        results = library.search(query, limit=args.limit, session_id=args.session)
     if args.json:
         _dump({"query": query, "results": results})
     elif not results:
         print(f"nothing found for {query!r}")
     else:
-        for r in results:
-            print(f"{r['path']}" + (f"  ({r['title']})" if r["title"] else "") + f"  [session {r['session_id']}]"
-                  f"\n    {r['snippet']}")
+        _print_hits(results)
+    return EXIT_OK if results else EXIT_FAILED
+
+
+def _print_hits(results: list[dict]) -> None:
+    for r in results:
+        score = f"  score {r['score']:.3f}" if r.get("match") == "meaning" else ""
+        print(f"{r['path']}" + (f"  ({r['title']})" if r["title"] else "") + f"  [session {r['session_id']}]"
+              f"  document {r['document_id']}{score}" + (f"\n    {r['snippet']}" if r.get("snippet") else ""))
+
+
+def cmd_similar(library: Library, args) -> int:
+    library.housekeeping()
+    try:
+        results = meaning.similar(library, args.document, limit=args.limit, session_id=args.session)
+    except meaning.MeaningError as exc:
+        print(f"snapdesk: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        _dump({"document_id": args.document, "results": results})
+    elif not results:
+        print(f"no other document has a vector to compare with document {args.document}")
+    else:
+        _print_hits(results)
     return EXIT_OK if results else EXIT_FAILED
 
 
@@ -571,7 +612,7 @@ def _summary(report: dict) -> str:
     return "\n".join(lines)
 
 
-READ_ONLY = {"status", "jobs", "search", "health"}
+READ_ONLY = {"status", "jobs", "search", "similar", "health"}
 COMMANDS = {"submit": cmd_submit, "status": cmd_status, "retry": cmd_retry, "cancel": cmd_cancel,
             "discard": cmd_discard, "jobs": cmd_jobs, "pause": cmd_pause, "resume": cmd_pause,
-            "remove": cmd_remove, "health": cmd_health, "search": cmd_search}
+            "remove": cmd_remove, "health": cmd_health, "search": cmd_search, "similar": cmd_similar}

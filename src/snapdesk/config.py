@@ -20,7 +20,7 @@ import platformdirs
 APP_NAME = "SnapDesk"
 
 #: The job queues, one Huey per queue. A job type runs on the queue of the same name.
-QUEUES = ("thumbnail", "ocr", "summary")
+QUEUES = ("thumbnail", "ocr", "summary", "describe", "embed")
 
 
 class ConfigError(Exception):
@@ -57,6 +57,14 @@ class Settings:
     max_file_mb: int = _env("SNAPDESK_MAX_FILE_MB", default=512)
     #: Images with more pixels than this fail as a decompression bomb.
     max_pixels: int = _env("SNAPDESK_MAX_PIXELS", default=180_000_000)
+    #: OCR reads at most this many pages of a PDF or multi-page image; the result says when there were more.
+    max_pages: int = _env("SNAPDESK_MAX_PAGES", default=200)
+    #: A job that runs longer than this many seconds is stopped and fails for good (0: no limit); per job
+    #: type below, and this for the others. Checked at the job's checkpoints (each progress report).
+    job_timeout: float = _env("SNAPDESK_JOB_TIMEOUT", default=900.0)
+    job_timeout_thumbnail: float = _env("SNAPDESK_JOB_TIMEOUT_THUMBNAIL", default=120.0)
+    job_timeout_ocr: float = _env("SNAPDESK_JOB_TIMEOUT_OCR", default=1800.0)
+    job_timeout_summary: float = _env("SNAPDESK_JOB_TIMEOUT_SUMMARY", default=600.0)
     lease_seconds: float = _env("SNAPDESK_LEASE_SECONDS", default=30.0)
     lease_renew_seconds: float = _env("SNAPDESK_LEASE_RENEW_SECONDS", default=10.0)
     #: How long a stopping worker lets running jobs finish before it puts them back on the queue.
@@ -66,7 +74,7 @@ class Settings:
     #: Start local workers: "auto" (yes for embedded, no for Redis), "yes" or "no".
     local_workers: str = _env("SNAPDESK_LOCAL_WORKERS", default="auto")
     #: The jobs every document gets (a job that works from another's result needs that one too).
-    job_types: str = _env("SNAPDESK_JOBS", default="thumbnail,ocr,summary")
+    job_types: str = _env("SNAPDESK_JOBS", default="thumbnail,ocr,summary,describe,embed")
     #: Finished jobs' timelines, and cancel marks, are kept this many days; results stay while their session does.
     retention_days: float = _env("SNAPDESK_RETENTION_DAYS", default=30.0)
     #: A drop of at most this many documents is "asked for just now" and goes ahead of batch work.
@@ -78,13 +86,53 @@ class Settings:
     llm_rate_per_minute: int = _env("JOB_RATE_LLM", default=0)
     #: Seconds to wait for the LLM endpoint's answer before trying again later.
     llm_timeout: float = _env("SNAPDESK_LLM_TIMEOUT", default=120.0)
+    #: The model that describes pictures at OPENAI_BASE_URL (it must take images); empty: SNAPDESK_LLM_MODEL.
+    vision_model: str = _env("SNAPDESK_VISION_MODEL", default="")
+    concurrency_describe: int = _env("JOB_CONCURRENCY_DESCRIBE", default=5)
+    #: Descriptions per minute through the model, shared by every worker (0: no limit; offline ones never wait).
+    describe_rate_per_minute: int = _env("JOB_RATE_DESCRIBE", default=10)
+    #: The embeddings endpoint (``/v1/embeddings``); empty: OPENAI_BASE_URL. With no model, no vectors are made.
+    embed_base_url: str = _env("SNAPDESK_EMBED_BASE_URL", default="")
+    embed_api_key: str = _env("SNAPDESK_EMBED_API_KEY", default="", repr=False)
+    embed_model: str = _env("SNAPDESK_EMBED_MODEL", default="")
+    concurrency_embed: int = _env("JOB_CONCURRENCY_EMBED", default=2)
 
     @property
     def transport(self) -> str:
         return "redis" if self.redis_url else "embedded"
 
     def concurrency(self, queue: str) -> int:
-        return {"thumbnail": self.concurrency_thumbnail, "ocr": self.concurrency_ocr, "summary": self.concurrency_llm}[queue]
+        return {"thumbnail": self.concurrency_thumbnail, "ocr": self.concurrency_ocr, "summary": self.concurrency_llm,
+                "describe": self.concurrency_describe, "embed": self.concurrency_embed}[queue]
+
+    @property
+    def describe_model(self) -> str:
+        """The model that describes pictures ("" when there is no endpoint: descriptions are made offline)."""
+        return (self.vision_model or self.llm_model) if self.openai_base_url else ""
+
+    @property
+    def embeddings_url(self) -> str:
+        return self.embed_base_url or self.openai_base_url
+
+    @property
+    def embeddings_key(self) -> str:
+        return self.embed_api_key or (self.openai_api_key if not self.embed_base_url else "")
+
+    @property
+    def embeddings_missing(self) -> str:
+        """Why no vectors are made ("" when they are): what search by meaning tells the person."""
+        if not self.embeddings_url:
+            return ("no embeddings endpoint is set: set OPENAI_BASE_URL (or SNAPDESK_EMBED_BASE_URL) and "
+                    "SNAPDESK_EMBED_MODEL, or the embeddings model in Settings")
+        if not self.embed_model:
+            return "no embeddings model is set: set SNAPDESK_EMBED_MODEL (or the embeddings model in Settings)"
+        if "embed" not in self.enabled_job_types:
+            return "the embed job is not enabled (SNAPDESK_JOBS)"
+        return ""
+
+    def timeout_of(self, job_type: str) -> float:
+        """The time limit of a job type in seconds (0: none)."""
+        return float(getattr(self, f"job_timeout_{job_type}", self.job_timeout))
 
     @property
     def wants_local_workers(self) -> bool:
@@ -94,7 +142,9 @@ class Settings:
 
     @property
     def enabled_job_types(self) -> set[str]:
-        return {name.strip() for name in self.job_types.split(",") if name.strip()}
+        """The job types named in SNAPDESK_JOBS; ``embed`` only with an embeddings endpoint and model."""
+        names = {name.strip() for name in self.job_types.split(",") if name.strip()}
+        return names if self.embeddings_url and self.embed_model else names - {"embed"}
 
     @property
     def retention_seconds(self) -> float:

@@ -339,10 +339,11 @@ def test_every_action_is_reachable_from_the_keyboard(window, tmp_path, qtbot):
     window.show_jobs()
     dialog = window.jobs_dialog
     last = dialog.queues.columnCount() - 1
-    qtbot.waitUntil(lambda: dialog.queues.rowCount() == 3 and dialog.queues.cellWidget(2, last) is not None,
+    qtbot.waitUntil(lambda: dialog.queues.rowCount() == 5 and dialog.queues.cellWidget(4, last) is not None,
                     timeout=WAIT)
-    pauses = [dialog.queues.cellWidget(r, last) for r in range(3)]
-    assert [p.accessibleName() for p in pauses] == [f"Pause the {q} queue" for q in ("thumbnail", "ocr", "summary")]
+    pauses = [dialog.queues.cellWidget(r, last) for r in range(5)]
+    assert [p.accessibleName() for p in pauses] == [f"Pause the {q} queue" for q in ("thumbnail", "ocr", "summary",
+                                                                                      "describe", "embed")]
     dialog.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog, timeout=WAIT)
     dialog.queues.setFocus()
@@ -352,7 +353,7 @@ def test_every_action_is_reachable_from_the_keyboard(window, tmp_path, qtbot):
     dialog.stats = None
     dialog.refresh()
     qtbot.waitUntil(lambda: dialog.stats is not None, timeout=WAIT)
-    assert QApplication.focusWidget() is pauses[-1] and dialog.queues.cellWidget(2, last) is pauses[-1]
+    assert QApplication.focusWidget() is pauses[-1] and dialog.queues.cellWidget(4, last) is pauses[-1]
     dialog.close()
 
 
@@ -387,6 +388,8 @@ def test_the_first_run_text_follows_the_jobs_enabled(settings):
         "For each document SnapDesk makes a thumbnail, in the background.")
     assert what_happens(settings.replace(job_types="thumbnail,ocr,summary", openai_base_url="http://llm/v1")) == (
         "For each document SnapDesk makes a thumbnail, reads its text and writes a short summary, in the background.")
+    assert what_happens(settings.replace(job_types="thumbnail,describe")) == (
+        "For each document SnapDesk makes a thumbnail and describes what a picture shows, in the background.")
 
 
 def test_a_session_gets_its_context_menu_from_the_keyboard(window, tmp_path, qtbot):

@@ -228,7 +228,8 @@ def test_the_jobs_view_shows_queues_workers_and_failed_jobs_and_pauses_a_queue(w
     qtbot.waitUntil(lambda: dialog.failed_table.rowCount() >= 1 and dialog.workers.rowCount() == 1, timeout=WAIT)
     assert dialog.failed_table.item(0, 0).text() == "broken.jpg"
     assert [dialog.queues.item(r, 0).text() for r in range(dialog.queues.rowCount())] == ["thumbnail", "ocr",
-                                                                                           "summary"]
+                                                                                           "summary", "describe",
+                                                                                           "embed"]
     headers = [dialog.queues.horizontalHeaderItem(c).text() for c in range(dialog.queues.columnCount())]
     state, rate = headers.index("State"), headers.index("Failure rate")
     assert dialog.queues.item(0, rate).text() == "100 %"

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..processors.decode import DEFAULT_MAX_PAGES
 from ..processors.errors import PermanentError
-from ..processors.thumbnail import describe, make_thumbnails, thumbnails_of_image
+from .events import JobPayload
+from ..processors.thumbnail import describe, make_thumbnails
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+#: What a job type's ``run`` returns: its JSON-able result, and its files by name.
+Output = tuple[dict[str, Any], dict[str, bytes]]
+#: ``run(source, payload, progress, settings)``: see the module's docstring. ``settings`` are the
+#: worker's (None where a job runs without them, as in some tests).
+Run = Callable[[Any, JobPayload, Callable[[int], None], "Settings | None"], Output]
 
 #: Document kinds by file extension. Anything else is skipped at import as unsupported.
 KINDS = {
@@ -24,6 +35,9 @@ KINDS = {
     ".gif": "image", ".bmp": "image", ".tif": "image", ".tiff": "image",
     ".pdf": "pdf",
 }
+
+#: The kinds whose pictures are described (a video's poster frame is its thumbnail).
+PICTURE_KINDS = ("image", "video")
 
 #: The summary job gets at most this much of the OCR text in its payload.
 SUMMARY_TEXT_LIMIT = 100_000
@@ -61,7 +75,7 @@ class SummaryResult(_Result):
     title: str | None = None
 
 
-def _attach_files(result: dict, paths: dict[str, str]) -> dict:
+def _attach_files(result: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
     """Where the owner stored a job's files, folded into its result (by default under "files")."""
     return {**result, "files": paths} if paths else result
 
@@ -71,10 +85,13 @@ class JobType:
     name: str
     queue: str
     kinds: tuple[str, ...]
-    run: Callable[..., tuple[dict, dict[str, bytes]]]
-    attach_files: Callable[[dict, dict[str, str]], dict] = _attach_files
-    #: The job type that must complete first (its result feeds this one), if any.
-    after: str | None = None
+    run: Run
+    attach_files: Callable[[dict[str, Any], dict[str, str]], dict[str, Any]] = _attach_files
+    #: The job types that must end first (those the document has; their results feed this one), if any:
+    #: one name, or a tuple. The first is its main input: without it, this job cannot run, unless
+    #: ``required`` is False (then any one of them is enough).
+    after: str | tuple[str, ...] | None = None
+    required: bool = True
     #: Whether the worker needs the document's bytes (else it works from the payload alone).
     needs_source: bool = True
     #: Whether JOB_RATE_LLM (jobs per minute, shared by every worker) applies.
@@ -82,7 +99,12 @@ class JobType:
     #: The shape of its result, checked before the owner stores it.
     result_schema: type[BaseModel] = _Result
     #: The files its result comes with, from the result: {"sm.webp", ...} for a thumbnail.
-    files_of: Callable[[dict], set[str]] = lambda result: set()
+    files_of: Callable[[dict[str, Any]], set[str]] = lambda result: set()
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The job types this one comes after (``after`` as a tuple)."""
+        return () if self.after is None else (self.after,) if isinstance(self.after, str) else tuple(self.after)
 
     def check_result(self, result: dict[str, Any], files: set[str]) -> None:
         """Raise ResultError unless ``result`` (and its ``files``) are what this job type returns."""
@@ -97,31 +119,31 @@ class JobType:
 
 
 # -- thumbnail ---------------------------------------------------------------------------
-def _thumbnail(source: bytes, payload: dict, progress, settings) -> tuple[dict, dict[str, bytes]]:
-    max_pixels = payload["limits"]["max_pixels"]
-    if payload["kind"] == "pdf":
-        from ..processors.pdf import first_page_image
-
-        result = thumbnails_of_image(first_page_image(source, max_pixels))
-    else:
-        result = make_thumbnails(source, max_pixels=max_pixels)
+def _thumbnail(source: bytes, payload: JobPayload, progress: Callable[[int], None],
+               settings: Settings | None) -> Output:
+    result = make_thumbnails(source, max_pixels=payload["limits"]["max_pixels"], kind=payload["kind"])
     return describe(result), {f"{t.name}.webp": t.data for t in result.thumbnails}
 
 
-def _attach_thumbnails(result: dict, paths: dict[str, str]) -> dict:
+def _attach_thumbnails(result: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
     thumbnails = {name: {**info, "path": paths[f"{name}.webp"]} for name, info in result["thumbnails"].items()}
     return {**result, "thumbnails": thumbnails}
 
 
 # -- ocr ---------------------------------------------------------------------------------
-def _ocr(source: bytes, payload: dict, progress, settings) -> tuple[dict, dict[str, bytes]]:
+def _ocr(source: bytes, payload: JobPayload, progress: Callable[[int], None],
+         settings: Settings | None) -> Output:
     from ..processors.ocr import ocr_document  # loads onnxruntime: only in workers that run OCR
 
-    return ocr_document(source, payload["kind"], progress, max_pixels=payload["limits"]["max_pixels"]), {}
+    limits = payload["limits"]
+    # The page limit is the worker's setting (SNAPDESK_MAX_PAGES), unless the owner sent one.
+    max_pages = limits.get("max_pages") or getattr(settings, "max_pages", None) or DEFAULT_MAX_PAGES
+    return ocr_document(source, payload["kind"], progress, max_pixels=limits["max_pixels"], max_pages=max_pages), {}
 
 
 # -- summary -----------------------------------------------------------------------------
-def _summary(source, payload: dict, progress, settings) -> tuple[dict, dict[str, bytes]]:
+def _summary(source: bytes | None, payload: JobPayload, progress: Callable[[int], None],
+             settings: Settings | None) -> Output:
     from ..processors import summary
 
     text = payload.get("text") or ""
@@ -138,6 +160,56 @@ def _summary(source, payload: dict, progress, settings) -> tuple[dict, dict[str,
     return summary.summarize_extractive(text, name), {}
 
 
+# -- describe and embed (pictures understood; see processors/describe.py, processors/embed.py) --
+class DescribeResult(_Result):
+    description: str = Field(min_length=1, max_length=2000)
+    tags: list[str]
+    palette: list[dict[str, Any]]
+    source: str
+
+
+class EmbedResult(_Result):
+    model: str
+    dim: int = Field(ge=2, le=8192)
+    #: The vector (base64 float32); the owner keeps it quantised in its vector table, not in the result.
+    vector: str = Field(max_length=45_000)
+
+
+def _describe(source: bytes | None, payload: JobPayload, progress: Callable[[int], None],
+              settings: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+    import base64
+
+    from ..processors import describe
+
+    image = base64.b64decode(payload["image"])
+    name, width, height = Path(payload["path"]).name, payload.get("width"), payload.get("height")
+    exif, text = payload.get("exif") or {}, payload.get("text") or ""
+    progress(10)  # a checkpoint: a cancelled job stops before the request
+    model = settings.describe_model if settings is not None else ""
+    if model:
+        return describe.describe_llm(image, base_url=settings.openai_base_url, api_key=settings.openai_api_key,
+                                     model=model, timeout=settings.llm_timeout, name=name, width=width, height=height,
+                                     exif=exif, text=text), {}
+    if settings is not None and settings.openai_base_url:
+        raise PermanentError("an LLM endpoint is set but no model to describe pictures: set SNAPDESK_VISION_MODEL "
+                             "or SNAPDESK_LLM_MODEL (or the model in Settings)")
+    return describe.describe_offline(image, name=name, width=width, height=height, exif=exif, text=text), {}
+
+
+def _embed(source: bytes | None, payload: JobPayload, progress: Callable[[int], None],
+           settings: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
+    from ..processors import embed
+
+    model = payload.get("embed_model") or (settings.embed_model if settings is not None else "")
+    if settings is None or not settings.embeddings_url or not model:
+        raise PermanentError("this worker has no embeddings endpoint or model: set SNAPDESK_EMBED_BASE_URL (or "
+                             "OPENAI_BASE_URL) and SNAPDESK_EMBED_MODEL where it runs")
+    progress(10)
+    [vector] = embed.embed([payload["text"]], base_url=settings.embeddings_url, api_key=settings.embeddings_key,
+                           model=model, timeout=settings.llm_timeout)
+    return {"model": model, "dim": int(vector.size), "chars": len(payload["text"]), "vector": embed.pack(vector)}, {}
+
+
 JOB_TYPES: dict[str, JobType] = {
     "thumbnail": JobType("thumbnail", "thumbnail", ("image", "pdf"), _thumbnail, _attach_thumbnails,
                          result_schema=ThumbnailResult,
@@ -145,6 +217,10 @@ JOB_TYPES: dict[str, JobType] = {
     "ocr": JobType("ocr", "ocr", ("image", "pdf"), _ocr, result_schema=OcrResult),
     "summary": JobType("summary", "summary", ("image", "pdf"), _summary, after="ocr", needs_source=False,
                        rate_limited=True, result_schema=SummaryResult),
+    "describe": JobType("describe", "describe", PICTURE_KINDS, _describe, after=("thumbnail", "ocr"),
+                        needs_source=False, rate_limited=True, result_schema=DescribeResult),
+    "embed": JobType("embed", "embed", ("image", "video", "pdf"), _embed, after=("describe", "summary", "ocr"),
+                     required=False, needs_source=False, result_schema=EmbedResult),
 }
 
 
@@ -155,9 +231,15 @@ def kind_of(suffix: str) -> str | None:
 def job_types_for(kind: str, enabled: set[str] | None = None) -> list[JobType]:
     """The jobs a document of this kind gets: those enabled, and whose input job is enabled too."""
     enabled = set(JOB_TYPES) if enabled is None else enabled
-    return [t for t in JOB_TYPES.values() if kind in t.kinds and t.name in enabled
-            and (t.after is None or t.after in enabled)]
+    chosen: list[JobType] = []
+    for t in JOB_TYPES.values():
+        if kind not in t.kinds or t.name not in enabled:
+            continue
+        present = [name for name in t.inputs if name in enabled and name in {c.name for c in chosen}]
+        if not t.inputs or (t.inputs[0] in present if t.required else present):
+            chosen.append(t)
+    return chosen
 
 
 def dependents_of(job_type: str) -> list[JobType]:
-    return [t for t in JOB_TYPES.values() if t.after == job_type]
+    return [t for t in JOB_TYPES.values() if job_type in t.inputs]

@@ -32,10 +32,11 @@ from typing import Any, Iterable
 from ..store.db import CANCELLED, COMPLETE, FAILED, PENDING, PROCESSING, QUEUED, TERMINAL, db
 from . import events as ev
 from .events import EventType
+from . import meaning
 from .jobs import JOB_TYPES, ResultError, dependents_of
 
 #: The job types whose results the search index holds (OCR text; title and summary).
-SEARCHED_JOB_TYPES = ("ocr", "summary")
+SEARCHED_JOB_TYPES = ("ocr", "summary", "describe")
 
 #: The job columns an event may change, in the order the batch's UPDATE writes them.
 COLUMNS = ("state", "attempt", "progress", "started_at", "finished_at", "worker", "lease_expires_at",
@@ -49,7 +50,7 @@ class ResultNotStored(Exception):
     """A completion's result files could not be written (a full disk): the event is deferred."""
 
 
-def transition(job: dict, event: ev.Event, now: float, lease: float) -> dict | None:
+def transition(job: dict[str, Any], event: ev.AnyJobEvent, now: float, lease: float) -> dict[str, Any] | None:
     """What ``event`` does to ``job`` (its row): the columns it changes, or None for nothing.
 
     Only the owner makes attempts: a worker's ``job:retrying`` asks for one, and the job goes back
@@ -115,8 +116,11 @@ class Projection:
             return out
 
         jobs = _load_jobs({e.job_id for e in job_events})
-        changed: dict[int, dict] = {}
-        timeline, artifacts, sizes, reindex = [], [], {}, set()
+        changed: dict[int, dict[str, Any]] = {}
+        timeline: list[tuple[int, str, int, float, str, int | None, str | None]] = []
+        artifacts: list[tuple[int, int, str, str, int, int | None, int | None]] = []
+        sizes: dict[int, tuple[int, int]] = {}
+        reindex: set[int] = set()
         # Progress an attempt reported before a later event of the same job in this batch is moot.
         last_other = {e.job_id: i for i, e in enumerate(job_events) if e.type != EventType.PROGRESS}
         for i, event in enumerate(job_events):
@@ -134,6 +138,7 @@ class Projection:
                 if changes is not None and event.type == EventType.COMPLETE:
                     paths = self._store_files(job, files)
                     result = JOB_TYPES[job["type"]].attach_files(event.result, paths)
+                    result = meaning.on_complete(job["type"], job["sha256"], result)  # an embed's vector: its table
                     changes["result"] = json.dumps(result, sort_keys=True)  # as the model's JSONField writes it
                     artifacts += [(job["document_id"], job["id"], name, paths[name], len(data),
                                    *_size_of(event.result, name)) for name, data in files.items()]
@@ -174,7 +179,7 @@ class Projection:
         reindex_documents(reindex)
         return out
 
-    def _store_files(self, job: dict, files: dict[str, bytes]) -> dict[str, str]:
+    def _store_files(self, job: dict[str, Any], files: dict[str, bytes]) -> dict[str, str]:
         """Write a completion's files into the library, named by content hash; where they went."""
         folder = self.artifacts_dir / job["sha256"][:2] / job["sha256"] / job["type"]
         paths = {}
@@ -199,7 +204,7 @@ def reindex_documents(doc_ids: Iterable[int]) -> None:
         chunk = doc_ids[i:i + 500]
         marks = ", ".join("?" * len(chunk))
         names = dict(db.execute_sql(f"SELECT id, path FROM document WHERE id IN ({marks})", chunk).fetchall())
-        results: dict[int, dict[str, dict]] = {doc_id: {} for doc_id in names}
+        results: dict[int, dict[str, dict[str, Any]]] = {doc_id: {} for doc_id in names}
         for doc_id, job_type, result in db.execute_sql(
                 f"SELECT document_id, type, result FROM job WHERE document_id IN ({marks}) AND state = ? "
                 f"AND type IN ({', '.join('?' * len(SEARCHED_JOB_TYPES))})",
@@ -208,8 +213,9 @@ def reindex_documents(doc_ids: Iterable[int]) -> None:
         rows = []
         for doc_id, path in names.items():
             summary, ocr = results[doc_id].get("summary", {}), results[doc_id].get("ocr", {})
-            rows.append((doc_id, Path(path).name, summary.get("title") or "", summary.get("summary") or "",
-                         ocr.get("text") or ""))
+            described = meaning.searchable_text(results[doc_id].get("describe"))  # a picture's description, tags
+            rows.append((doc_id, Path(path).name, summary.get("title") or "",
+                         " ".join(filter(None, (summary.get("summary"), described))), ocr.get("text") or ""))
         _executemany("DELETE FROM search_index WHERE rowid = ?", [(doc_id,) for doc_id in chunk])
         _executemany("INSERT INTO search_index (rowid, name, title, summary, text) VALUES (?, ?, ?, ?, ?)", rows)
 
@@ -236,7 +242,7 @@ def _load_jobs(ids: set[int]) -> dict[int, dict[str, Any]]:
     return jobs
 
 
-def _check_matches(job: dict, event: ev.Event) -> None:
+def _check_matches(job: dict[str, Any], event: ev.AnyJobEvent) -> None:
     if (job["document_id"], job["session_id"], job["type"]) != (event.document_id, event.session_id, event.job_type):
         raise ev.BadEvent(f"it names job {job['id']} as the {event.job_type} job of document {event.document_id}, "
                           f"but that job is the {job['type']} job of document {job['document_id']}")
@@ -244,7 +250,7 @@ def _check_matches(job: dict, event: ev.Event) -> None:
         raise ev.BadEvent(f"it names attempt {event.attempt} of job {job['id']}, which has had only {job['attempt']}")
 
 
-def _check_result(job: dict, event: ev.JobComplete) -> dict[str, bytes]:
+def _check_result(job: dict[str, Any], event: ev.JobComplete) -> dict[str, bytes]:
     """A completion's files, decoded, once its result is seen to be its job type's."""
     try:
         JOB_TYPES[job["type"]].check_result(event.result, set(event.files))
@@ -255,11 +261,11 @@ def _check_result(job: dict, event: ev.JobComplete) -> dict[str, bytes]:
         raise ev.BadEvent("its files are not valid base64") from None
 
 
-def _size_of(result: dict, name: str) -> tuple[int | None, int | None]:
+def _size_of(result: dict[str, Any], name: str) -> tuple[int | None, int | None]:
     info = (result.get("thumbnails") or {}).get(Path(name).stem, {})
     return info.get("width"), info.get("height")
 
 
-def _executemany(sql: str, rows: list) -> None:
+def _executemany(sql: str, rows: list[tuple[Any, ...]]) -> None:
     if rows:
         db.connection().executemany(sql, rows)

@@ -1,4 +1,5 @@
-"""The details panel: a preview, the file's facts, and each job's timeline with a Retry button."""
+"""The details panel: a preview, the file's facts, what the picture shows (its description, tags
+and colours), what its text says, and each job's timeline with a Retry button."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from .models import STATUS_TEXT
 
 JOB_STATE_TEXT = {"pending": "Waiting", "queued": "Queued", "processing": "Processing", "complete": "Done",
                   "failed": "Failed", "cancelled": "Cancelled"}
-JOB_NAMES = {"thumbnail": "Thumbnails", "ocr": "Text (OCR)", "summary": "Summary"}
+JOB_NAMES = {"thumbnail": "Thumbnails", "ocr": "Text (OCR)", "summary": "Summary", "describe": "Description",
+             "embed": "Vector (search by meaning)"}
 EVENT_TEXT = {"job:queued": "queued", "job:started": "started", "job:retrying": "will retry",
               "job:complete": "done", "job:failed": "failed", "job:cancelled": "cancelled",
               "lease:expired": "worker lost", "retry": "retry asked", "cancel": "cancel asked",
@@ -205,10 +207,84 @@ class ResultSection(QFrame):
             layout.addWidget(note)
 
 
+class DescriptionSection(QFrame):
+    """What a picture shows: its description, its tags (each a button that searches for it) and its
+    colours as swatches with their shares."""
+
+    def __init__(self, job: dict, on_tag, parent=None):
+        super().__init__(parent)
+        result = job.get("result") or {}
+        self.setObjectName("describeSection")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        heading = QLabel("What it shows")
+        heading.setObjectName("section")
+        layout.addWidget(heading)
+        text = QLabel(result.get("description") or "")
+        text.setObjectName("describeText")
+        text.setTextFormat(Qt.TextFormat.PlainText)
+        text.setWordWrap(True)
+        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(text)
+        self.tag_buttons = []
+        tags = QHBoxLayout()
+        tags.setSpacing(4)
+        for tag in (result.get("tags") or [])[:12]:
+            button = QPushButton(tag)
+            button.setObjectName("tag")
+            button.setFlat(True)
+            button.setCursor(Qt.CursorShape.PointingHandCursor)
+            button.setToolTip(f"Show the documents found by “{tag}”")
+            button.setAccessibleName(f"Search for {tag}")
+            button.clicked.connect(lambda _=False, t=tag: on_tag(t))
+            self.tag_buttons.append(button)
+        rows = [self.tag_buttons[i:i + 4] for i in range(0, len(self.tag_buttons), 4)]
+        for row in rows:
+            line = QHBoxLayout()
+            line.setSpacing(4)
+            for button in row:
+                line.addWidget(button)
+            line.addStretch(1)
+            layout.addLayout(line)
+        self.swatches = []
+        colours = QHBoxLayout()
+        colours.setSpacing(6)
+        for colour in (result.get("palette") or [])[:6]:
+            swatch = QLabel()
+            swatch.setObjectName("swatch")
+            swatch.setFixedSize(28, 18)
+            swatch.setStyleSheet(f"background: {colour['hex']}; border: 1px solid palette(mid); border-radius: 3px")
+            share = f"{colour['name']} {colour['share']:.0%}"
+            swatch.setToolTip(share)
+            swatch.setAccessibleName(share)
+            colours.addWidget(swatch)
+            self.swatches.append((swatch, colour))
+        colours.addStretch(1)
+        layout.addLayout(colours)
+        names = QLabel(", ".join(f"{c['name']} {c['share']:.0%}" for c in (result.get("palette") or [])[:6]))
+        names.setObjectName("muted")
+        names.setWordWrap(True)
+        layout.addWidget(names)
+        origin = ("Made offline from the colours and the file's details (no vision model is configured)"
+                  if result.get("source") == "offline" else f"By {result.get('model') or 'a vision model'}")
+        note = QLabel(origin)
+        note.setObjectName("muted")
+        note.setWordWrap(True)
+        layout.addWidget(note)
+
+    @staticmethod
+    def wanted(job: dict) -> bool:
+        result = job.get("result") or {}
+        return job["type"] == "describe" and job["state"] == "complete" and bool(result.get("description"))
+
+
 class DetailsPanel(QScrollArea):
     """What the selected document is, and what happened to it."""
 
     retryJob = Signal(int)
+    #: A tag of the description was clicked: the window searches for it.
+    tagClicked = Signal(str)
     openFile = Signal(str)
     showInFolder = Signal(str)
     copyPath = Signal(str)
@@ -330,7 +406,8 @@ class DetailsPanel(QScrollArea):
                 if item.widget():
                     item.widget().deleteLater()
         jobs = sorted(details["jobs"], key=lambda j: {"summary": 0, "ocr": 1}.get(j["type"], 2))
-        self.results = [ResultSection(job) for job in jobs if ResultSection.wanted(job)]
+        self.results = [DescriptionSection(job, self.tagClicked.emit) for job in jobs if DescriptionSection.wanted(job)]
+        self.results += [ResultSection(job) for job in jobs if ResultSection.wanted(job)]
         for section in self.results:
             self.results_box.addWidget(section)
         self.cards = []

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVB
 from ..config import Settings
 
 #: What each job type does, as a person would say it.
-JOB_WORDS = {"thumbnail": "makes a thumbnail", "ocr": "reads its text", "summary": "writes a short summary"}
+JOB_WORDS = {"thumbnail": "makes a thumbnail", "ocr": "reads its text", "summary": "writes a short summary",
+             "describe": "describes what a picture shows", "embed": "files it by meaning"}
 KINDS_TEXT = "Photos and scans (JPEG, PNG, WebP, GIF, BMP, TIFF) and PDF files, or whole folders of them."
 
 

@@ -1,5 +1,6 @@
 """The Settings dialog: where the work runs (this computer or a Redis worker farm), how much at
-once, retries, where the library lives, and the language model for summaries. It edits ``settings.json`` in the config folder,
+once, retries, where the library lives, the language model for summaries, and the vision and
+embeddings models for pictures and search by meaning. It edits ``settings.json`` in the config folder,
 the file ``config.load_settings`` reads; environment variables still win, so a field set by one
 is shown but cannot be changed here.
 """
@@ -54,6 +55,14 @@ FIELDS = {
         ("openai_api_key", "API key", "secret"),
         ("llm_model", "Model", "text"),
     ],
+    "Pictures and search by meaning": [
+        ("vision_model", "Vision model", "text"),
+        ("concurrency_describe", "Description jobs", "int"),
+        ("describe_rate_per_minute", "Descriptions a minute", "int"),
+        ("embed_base_url", "Embeddings endpoint", "text"),
+        ("embed_api_key", "Embeddings API key", "secret"),
+        ("embed_model", "Embeddings model", "text"),
+    ],
 }
 
 PLACEHOLDERS = {
@@ -61,12 +70,17 @@ PLACEHOLDERS = {
     "secret": "the same on the app and every worker",
     "openai_base_url": "empty: summaries made offline; or https://…/v1",
     "llm_model": "e.g. gpt-4o-mini",
+    "vision_model": "empty: the summaries' model; e.g. gpt-4o-mini, qwen2.5vl:7b",
+    "embed_base_url": "empty: the LLM endpoint",
+    "embed_api_key": "empty: the LLM endpoint's key",
+    "embed_model": "empty: no search by meaning; e.g. text-embedding-3-small",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 #: The groups that have a Test button: (its label, the test's name).
-TESTS = {"Where the work runs": ("Test connection", "redis"), "Summaries": ("Test endpoint", "llm")}
+TESTS = {"Where the work runs": ("Test connection", "redis"), "Summaries": ("Test endpoint", "llm"),
+         "Pictures and search by meaning": ("Test endpoint", "meaning")}
 
 
 def _check_redis(url: str) -> str:
@@ -110,6 +124,36 @@ def _check_llm(base_url: str, api_key: str, model: str) -> str:
     from ..processors.summary import check_endpoint
 
     return check_endpoint(base_url, api_key, model)
+
+
+def _check_meaning(base_url: str, api_key: str, vision_model: str, embed_url: str, embed_key: str,
+                   embed_model: str) -> str:
+    """Describe a small picture with the vision model and embed a word with the embeddings model:
+    both answers, or what to fix for each."""
+    from ..processors.describe import check_vision
+    from ..processors.embed import check_embeddings
+
+    said, failed = [], []
+    if not base_url:
+        said.append("no LLM endpoint: pictures are described offline")
+    elif not vision_model:
+        failed.append("enter the vision model (or the summaries' model), e.g. gpt-4o-mini or qwen2.5vl:7b")
+    else:
+        try:
+            said.append(check_vision(base_url, api_key, vision_model))
+        except Exception as exc:
+            failed.append(f"descriptions: {exc}")
+    embed_url, embed_key = embed_url or base_url, embed_key or (api_key if embed_url in ("", base_url) else "")
+    if not embed_url or not embed_model:
+        said.append("no embeddings endpoint and model: search by meaning is off")
+    else:
+        try:
+            said.append(check_embeddings(embed_url, embed_key, embed_model))
+        except Exception as exc:
+            failed.append(f"embeddings: {exc}")
+    if failed:
+        raise RuntimeError("; ".join(failed + said))
+    return "; ".join(said)
 
 
 def _unusable_folder(text: str) -> str | None:
@@ -235,6 +279,11 @@ class SettingsDialog(QDialog):
         result.setText("Testing…")
         if which == "redis":
             check, args = _check_redis, (self._text("redis_url"),)
+        elif which == "meaning":
+            check, args = _check_meaning, (self._text("openai_base_url"), self._text("openai_api_key"),
+                                           self._text("vision_model") or self._text("llm_model"),
+                                           self._text("embed_base_url"), self._text("embed_api_key"),
+                                           self._text("embed_model"))
         else:
             check, args = _check_llm, (self._text("openai_base_url"), self._text("openai_api_key"),
                                        self._text("llm_model"))

@@ -57,6 +57,7 @@ from .empty_state import EmptyState
 from .filter_bar import FilterBar
 from .icon import app_icon
 from .images import ImageCache
+from .meaning_view import MeaningControls
 from .models import DocumentFilterModel, DocumentModel, IdRole, RowRole, SessionModel
 from .owner import LibraryOwner
 from .rows import DocRow, SessionRow
@@ -278,6 +279,10 @@ class MainWindow(QMainWindow):
         self._search_timer.setInterval(250)
         self._search_timer.timeout.connect(self._full_text_search)
         bar.addWidget(self.search)
+        self.meaning = MeaningControls(self.owner, self.search, self)  # search by meaning, Find Similar
+        self.meaning.toggle.toggled.connect(lambda _: self.search.text().strip() and self._search_timer.start())
+        self.meaning.documentChosen.connect(self._show_document)
+        bar.addWidget(self.meaning.toggle)
         self.retry_failed_button = QPushButton("Retry Failed")
         self.retry_failed_button.setToolTip("Queue every failed job of this session again")
         self.retry_failed_button.clicked.connect(self.retry_session_failed)
@@ -291,6 +296,7 @@ class MainWindow(QMainWindow):
         self.other_matches.linkActivated.connect(self._other_match_clicked)
         self.other_matches.hide()
         center_layout.addWidget(self.other_matches)
+        center_layout.addWidget(self.meaning.panel)
 
         self.delegate = DocumentDelegate(self.images, self)
         self.delegate.retryClicked.connect(self.retry_documents)
@@ -316,6 +322,7 @@ class MainWindow(QMainWindow):
 
         self.details = DetailsPanel(self.images)
         self.details.retryJob.connect(lambda job_id: self.retry_jobs([job_id]))
+        self.details.tagClicked.connect(self.search.setText)  # a description's tag: its documents
         self.details.openFile.connect(self.open_path)
         self.details.showInFolder.connect(self.show_in_folder)
         self.details.copyPath.connect(self.copy_paths)
@@ -604,7 +611,19 @@ class MainWindow(QMainWindow):
             self.filtered.set_matches(by_session.get(session, set()))
             self._update_counts()
             self._show_other_matches({s: len(ids) for s, ids in by_session.items() if s != session})
-        self.owner.search(text, found)
+        if self.meaning.toggle.isChecked():
+            self.meaning.search(text, found)
+        else:
+            self.owner.search(text, found)
+
+    def _show_document(self, session_id: int, doc_id: int) -> None:
+        """Select a document found by a search (its session first, when another is shown)."""
+        if session_id != self.current_session:
+            self.select_session(session_id)
+            return
+        index = self.filtered.mapFromSource(self.documents.index_of(doc_id))
+        if index.isValid():
+            self.grid.setCurrentIndex(index)
 
     def _show_other_matches(self, counts: dict[int, int]) -> None:
         """Under the search box: the other sessions where the search text is found, as links to them."""
@@ -700,6 +719,9 @@ class MainWindow(QMainWindow):
             menu.addAction(self.cancel_action)
         if any(not r.unfinished_job_ids for r in rows):
             menu.addAction(self.reprocess_action)
+        if len(rows) == 1:
+            self.meaning.similar_action.setData(rows[0].id)
+            menu.addAction(self.meaning.similar_action)
         return menu
 
     def _grid_menu(self, pos) -> None:

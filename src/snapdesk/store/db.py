@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any, Iterator, TypeVar, overload
 
 import peewee
 from playhouse.migrations import Runner
@@ -26,10 +27,12 @@ JOB_STATES = (PENDING, QUEUED, PROCESSING, COMPLETE, FAILED, CANCELLED)
 
 
 class JSONField(peewee.TextField):
-    def db_value(self, value):
+    """A JSON value in a TEXT column; typed ``Any`` (a job's result is checked by its job type's schema)."""
+
+    def db_value(self, value: Any) -> str | None:
         return None if value is None else json.dumps(value, sort_keys=True)
 
-    def python_value(self, value):
+    def python_value(self, value: str | None) -> Any:
         return None if value is None else json.loads(value)
 
 
@@ -39,21 +42,31 @@ class BaseModel(peewee.Model):
         legacy_table_names = False
 
 
+_D = TypeVar("_D")
+
+
 class Meta(BaseModel):
     key = peewee.TextField(primary_key=True)
     value = peewee.TextField()
 
+    @overload
     @classmethod
-    def get_value(cls, key, default=None):
+    def get_value(cls, key: str) -> str | None: ...
+    @overload
+    @classmethod
+    def get_value(cls, key: str, default: _D) -> str | _D: ...
+    @classmethod
+    def get_value(cls, key: str, default: object = None) -> object:
         row = cls.get_or_none(cls.key == key)
         return default if row is None else row.value
 
     @classmethod
-    def set_value(cls, key, value):
+    def set_value(cls, key: str, value: object) -> None:
         cls.insert(key=key, value=str(value)).on_conflict_replace().execute()
 
 
 class UploadSession(BaseModel):
+    id = peewee.AutoField()
     name = peewee.TextField()
     created_at = peewee.FloatField(default=time.time)
     paths = JSONField()
@@ -64,7 +77,9 @@ class UploadSession(BaseModel):
 
 
 class Document(BaseModel):
+    id = peewee.AutoField()
     session = peewee.ForeignKeyField(UploadSession, backref="documents", on_delete="CASCADE")
+    session_id: int
     path = peewee.TextField()
     size = peewee.IntegerField()
     sha256 = peewee.TextField(index=True)
@@ -83,8 +98,11 @@ class Document(BaseModel):
 
 
 class Job(BaseModel):
+    id = peewee.AutoField()
     document = peewee.ForeignKeyField(Document, backref="jobs", on_delete="CASCADE")
+    document_id: int
     session = peewee.ForeignKeyField(UploadSession, backref="jobs", on_delete="CASCADE")
+    session_id: int
     type = peewee.TextField()
     state = peewee.TextField(index=True)
     attempt = peewee.IntegerField(default=1)
@@ -104,6 +122,7 @@ class Job(BaseModel):
     result = JSONField(null=True)
     #: The job whose result this one reuses (same content, already processed).
     reused_from = peewee.IntegerField(null=True)
+    artifacts: peewee.ModelSelect[Artifact]  # the backref peewee adds (see Artifact.job)
 
     class Meta:
         indexes = ((("document", "type"), True),)
@@ -112,7 +131,9 @@ class Job(BaseModel):
 class JobEvent(BaseModel):
     """A job's timeline: every applied event but progress, for the details panel and status."""
 
+    id = peewee.AutoField()
     job = peewee.ForeignKeyField(Job, backref="events", on_delete="CASCADE")
+    job_id: int
     type = peewee.TextField()
     attempt = peewee.IntegerField()
     at = peewee.FloatField()
@@ -122,8 +143,11 @@ class JobEvent(BaseModel):
 
 
 class Artifact(BaseModel):
+    id = peewee.AutoField()
     document = peewee.ForeignKeyField(Document, backref="artifacts", on_delete="CASCADE")
+    document_id: int
     job = peewee.ForeignKeyField(Job, backref="artifacts", on_delete="CASCADE")
+    job_id: int
     name = peewee.TextField()
     path = peewee.TextField()
     size = peewee.IntegerField()
@@ -138,6 +162,7 @@ class HeldEvent(BaseModel):
     """An event the owner did not apply: ``set_aside`` for good (forged, malformed, not matching its
     job), or ``deferred`` (its result files could not be written yet; applied again later)."""
 
+    id = peewee.AutoField()
     kind = peewee.TextField(index=True)
     reason = peewee.TextField()
     #: On the owner's clock.
@@ -148,7 +173,26 @@ class HeldEvent(BaseModel):
 
 SET_ASIDE, DEFERRED = "set_aside", "deferred"
 
-MODELS = [Meta, UploadSession, Document, Job, JobEvent, Artifact, HeldEvent]
+
+class Embedding(BaseModel):
+    """A document content's vector for search by meaning, quantised (see migrations/0006)."""
+
+    id = peewee.AutoField()
+    sha256 = peewee.TextField(unique=True)
+    model = peewee.TextField()
+    dim = peewee.IntegerField()
+    scale = peewee.FloatField()
+    vector = peewee.BlobField()
+    created_at = peewee.FloatField(default=time.time)
+
+
+def tuples(query: peewee.BaseQuery) -> Iterator[tuple[Any, ...]]:
+    """``query``'s rows as tuples: ``iter(query.tuples())``, typed as such (peewee's stubs give
+    ``.tuples()`` the type of the query itself, whose rows would be models)."""
+    return iter(query.tuples())
+
+
+MODELS = [Meta, UploadSession, Document, Job, JobEvent, Artifact, HeldEvent, Embedding]
 
 
 def open_db(path: Path) -> peewee.SqliteDatabase:

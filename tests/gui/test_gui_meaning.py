@@ -1,0 +1,120 @@
+"""Pictures understood in the window, offscreen: the description, tags and colours in the details
+panel, the Meaning toggle beside the search field, Find Similar on a document's menu, and the
+Settings dialog's Test endpoint for the vision and embeddings models, against a real local server
+and real workers."""
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QPushButton
+
+from chat_server import ChatServer
+from test_meaning import make_folder
+
+pytestmark = pytest.mark.jobs("thumbnail,describe,embed")
+WAIT = 30_000
+
+
+@pytest.fixture
+def chat():
+    with ChatServer() as server:
+        yield server
+
+
+def _rows(window):
+    return [window.documents.row(r) for r in range(window.documents.rowCount())]
+
+
+def _select(window, name):
+    row = next(r for r in _rows(window) if r.name == name)
+    window.grid.setCurrentIndex(window.filtered.mapFromSource(window.documents.index_of(row.id)))
+    return row
+
+
+def test_descriptions_tags_colours_and_search_by_meaning_in_the_window(open_window, settings, start_worker, chat,
+                                                                       tmp_path, qtbot):
+    settings = settings.replace(openai_base_url=chat.base_url, llm_model="tiny", vision_model="tiny-vision",
+                                embed_model="words")
+    make_folder(tmp_path / "photos")
+    start_worker(OPENAI_BASE_URL=chat.base_url, SNAPDESK_VISION_MODEL="tiny-vision", SNAPDESK_EMBED_MODEL="words",
+                 SNAPDESK_JOBS="thumbnail,describe,embed")
+    window = open_window(settings)
+    window.import_paths([str(tmp_path / "photos")])
+    qtbot.waitUntil(lambda: len(_rows(window)) == 5 and all(r.status == "complete" for r in _rows(window)),
+                    timeout=WAIT)
+
+    # The details panel: what the picture shows, its tags as buttons, its colours as swatches.
+    _select(window, "red-circle.jpg")
+    qtbot.waitUntil(lambda: window.details.findChild(QLabel, "describeText") is not None, timeout=WAIT)
+    assert window.details.findChild(QLabel, "describeText").text().startswith("A red circle on a blue background")
+    tags = [b for b in window.details.findChildren(QPushButton, "tag") if b.isVisible()]
+    assert {"red", "circle", "blue"} <= {b.text() for b in tags}
+    swatches = [s for s in window.details.findChildren(QLabel, "swatch")]
+    assert swatches and swatches[0].accessibleName().startswith("blue ")
+    # A tag searches for its documents.
+    qtbot.mouseClick(next(b for b in tags if b.text() == "circle"), Qt.MouseButton.LeftButton)
+    assert window.search.text() == "circle"
+    qtbot.waitUntil(lambda: window.filtered.rowCount() == 3, timeout=WAIT)  # the circles and the copy
+
+    # The Meaning toggle: the words' hits first, then by meaning, ranked, with their scores.
+    window.meaning.toggle.setChecked(True)
+    window.search.setText("yellow square")
+    items = window.meaning.list
+    qtbot.waitUntil(lambda: window.meaning.panel.isVisible() and items.count() > 1
+                    and "yellow" in window.meaning.heading.text(), timeout=WAIT)
+    assert items.item(0).text().startswith("1. yellow-square.jpg")
+    assert "score" in items.item(items.count() - 1).text()
+    assert window.filtered.rowCount() == 5  # every picture is near in some way: all stay in the grid
+
+    # Find Similar on the document's menu: the resized copy first.
+    window.search.clear()
+    row = _select(window, "red-circle.jpg")
+    menu = window.grid_menu([row])
+    similar = next(a for a in menu.actions() if a.text() == "Find Similar")
+    similar.trigger()
+    qtbot.waitUntil(lambda: window.meaning.panel.isVisible() and items.count() > 0
+                    and "Most like" in window.meaning.heading.text(), timeout=WAIT)
+    assert items.item(0).text().startswith("1. copy-small.png  ·  score 1.000")
+
+
+def test_without_an_embeddings_model_the_window_says_why(window, start_worker, tmp_path, qtbot):
+    make_folder(tmp_path / "photos")
+    start_worker()
+    window.import_paths([str(tmp_path / "photos")])
+    qtbot.waitUntil(lambda: len(_rows(window)) == 5 and all(r.status == "complete" for r in _rows(window)),
+                    timeout=WAIT)
+    window.meaning.toggle.setChecked(True)
+    window.search.setText("purple")
+    qtbot.waitUntil(lambda: window.meaning.panel.isVisible() and "no embeddings endpoint is set"
+                    in window.meaning.heading.text(), timeout=WAIT)
+    # The words still find it: its offline description's colours are in the text index.
+    qtbot.waitUntil(lambda: window.filtered.rowCount() == 1, timeout=WAIT)
+    _select(window, "purple-circle.jpg")
+    qtbot.waitUntil(lambda: window.details.findChild(QLabel, "describeText") is not None, timeout=WAIT)
+    assert "no vision model is configured" in " ".join(
+        label.text() for label in window.details.findChildren(QLabel, "muted"))
+
+
+def test_the_settings_dialog_tests_the_vision_and_embeddings_models(settings, qtbot):
+    from snapdesk.gui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(settings, environ={})
+    qtbot.addWidget(dialog)
+    button, result = dialog.test_results["meaning"]
+
+    def test():
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: button.isEnabled() and result.text() != "Testing…", timeout=20_000)
+        return result.text()
+
+    assert test() == ("✓ no LLM endpoint: pictures are described offline; no embeddings endpoint and model: "
+                      "search by meaning is off")
+    with ChatServer() as chat:
+        dialog.editors["openai_base_url"].setText(chat.base_url)
+        dialog.editors["vision_model"].setText("tiny-vision")
+        dialog.editors["embed_model"].setText("words")
+        assert test() == ("✓ tiny-vision described a test picture: A plain picture on a red background.; "
+                          "words made a vector of 1024 numbers")
+        chat.default = "401"
+        answer = test()
+        assert answer.startswith("✗ descriptions: the LLM endpoint") and "embeddings: the embeddings endpoint" in answer
+        assert "refused the API key (401)" in answer
