@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run gui-libs test test-unit soak bench redis-server clean
+.PHONY: setup run gui-libs test test-unit typecheck soak bench redis-server clean
 .PHONY: dist bundle smoke desktop-install
 
 $(STAMP): pyproject.toml
@@ -40,13 +40,17 @@ redis-server:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; }
 
-# The fast tier first (tests/unit: no process, no redis-server, no Qt; seconds), then the rest.
-test: setup redis-server gui-libs
+# The type checker first (strict on the engine, the store and the processors: [tool.mypy] in
+# pyproject.toml), then the fast tier (tests/unit: no process, no redis-server, no Qt; seconds), then the rest.
+test: setup redis-server gui-libs typecheck
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/unit
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest --ignore=tests/unit $(PYTEST_ARGS)
 
 test-unit: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+typecheck: setup
+	$(VENV)/bin/mypy
 
 # The full soak: 1000 documents through three workers killed at random (the suite runs 150).
 soak: setup redis-server

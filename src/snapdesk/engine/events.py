@@ -16,6 +16,10 @@ raises :class:`BadEvent` with the reason, and the owner sets it aside.
     files         job:complete only: {name: base64 bytes} of the outputs the owner stores
     delay_ms      job:retrying only: how long the next attempt should wait (the owner queues it)
     jobs          worker:heartbeat only: [[job_id, attempt], ...] the worker is running for this owner
+
+A task's payload (what the owner sends, what the worker reads) is typed here too: :class:`JobPayload`,
+and :class:`WorkerInfo` for the ``worker`` of every event. Events are built by workers as plain dicts
+(:func:`job_event`, :func:`heartbeat`) and checked by the pydantic models below where they enter.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import socket
 import time
 import uuid
 from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypedDict, Union
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -57,10 +61,72 @@ class ErrorKind(str, Enum):
 
 
 #: The payload fields every job event repeats, so an event can be applied on its own.
-JOB_FIELDS = ("job_id", "job_type", "document_id", "session_id", "owner", "attempt", "max_attempts")
+JOB_FIELDS: tuple[Literal["job_id", "job_type", "document_id", "session_id", "owner", "attempt", "max_attempts"],
+                  ...] = ("job_id", "job_type", "document_id", "session_id", "owner", "attempt", "max_attempts")
 
 _Id = Annotated[int, Field(ge=1)]
 _Text = Annotated[str, Field(max_length=10_000)]
+
+
+class WorkerInfo(TypedDict):
+    """Who emits an event (see :func:`worker_identity`); checked as :class:`Worker` by the owner."""
+
+    id: str
+    host: str
+    pid: int
+
+
+class Limits(TypedDict, total=False):
+    """The bounds a job runs within, as the owner sets them."""
+
+    max_pixels: int
+    #: Jobs per minute for a rate-limited job type, shared by every worker (0 or absent: none).
+    rate_per_minute: int
+    #: Pages of a PDF (absent: the worker's SNAPDESK_MAX_PAGES).
+    max_pages: int
+
+
+class _TaskFields(TypedDict):
+    v: int
+    owner: str
+    job_id: int
+    job_type: str
+    document_id: int
+    session_id: int
+    attempt: int
+    max_attempts: int
+    backoff_ms: int
+    priority: int
+    path: str
+    sha256: str
+    size: int
+    kind: str
+    limits: Limits
+
+
+class JobInputs(TypedDict, total=False):
+    """What a job that comes after others gets from their results (see ``Library._input_of``)."""
+
+    text: str
+    image: str  # base64: a describe job's picture (its thumbnail)
+    width: int | None
+    height: int | None
+    exif: dict[str, Any]
+    embed_model: str
+    limits: Limits
+
+
+class JobPayload(_TaskFields, total=False):
+    """A task: one attempt of one job of one library (``Library._payload`` builds it, the worker's
+    ``runner.run_job`` reads it). Every key of ``_TaskFields`` is there; those of ``JobInputs`` where
+    they apply (the same keys, repeated: a TypedDict cannot make ``limits`` required and optional)."""
+
+    text: str
+    image: str
+    width: int | None
+    height: int | None
+    exif: dict[str, Any]
+    embed_model: str
 
 
 class Worker(BaseModel):
@@ -81,10 +147,9 @@ class _Event(BaseModel):
     ts: float
 
 
-class JobEvent(_Event):
-    """What a worker says about one attempt of one job."""
+class _JobFields(_Event):
+    """What every event about one attempt of one job carries."""
 
-    type: Literal[EventType.QUEUED, EventType.STARTED, EventType.PROGRESS, EventType.CANCELLED]
     job_id: _Id
     job_type: Annotated[str, Field(max_length=40)]
     document_id: _Id
@@ -96,19 +161,27 @@ class JobEvent(_Event):
     error: _Text | None = None
 
 
-class JobEnded(JobEvent):
+class JobEvent(_JobFields):
+    """What a worker says about one attempt of one job: it was queued again, started, progressed, or
+    was cancelled. (Its siblings below end an attempt; each kind is one class, so that ``type``
+    tells them apart, for pydantic and for the type checker alike.)"""
+
+    type: Literal[EventType.QUEUED, EventType.STARTED, EventType.PROGRESS, EventType.CANCELLED]
+
+
+class JobEnded(_JobFields):
     """An attempt that failed (for good, or to be tried again after ``delay_ms``)."""
 
-    type: Literal[EventType.RETRYING, EventType.FAILED]  # type: ignore[assignment]
+    type: Literal[EventType.RETRYING, EventType.FAILED]
     error: _Text
     error_kind: ErrorKind
     delay_ms: Annotated[int, Field(ge=0, le=7 * 86400 * 1000)] = 0
 
 
-class JobComplete(JobEvent):
+class JobComplete(_JobFields):
     """An attempt's result, and the files the owner stores (bare names, base64 bytes)."""
 
-    type: Literal[EventType.COMPLETE]  # type: ignore[assignment]
+    type: Literal[EventType.COMPLETE]
     result: dict[str, Any]
     files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")], str] = {}
 
@@ -120,6 +193,8 @@ class Heartbeat(_Event):
     jobs: list[tuple[_Id, _Id]] = Field(max_length=10_000)
 
 
+#: An event about one attempt of one job (every kind but a heartbeat).
+AnyJobEvent = Union[JobComplete, JobEnded, JobEvent]
 Event = Union[JobComplete, JobEnded, JobEvent, Heartbeat]
 _EVENT = TypeAdapter(Annotated[Event, Field(discriminator="type")])
 
@@ -138,7 +213,7 @@ def library_key(secret: str, owner: str) -> bytes:
     return hmac.new(secret.encode(), b"snapdesk-library:" + owner.encode(), hashlib.sha256).digest()
 
 
-def seal(key: bytes, event: dict) -> bytes:
+def seal(key: bytes, event: dict[str, Any]) -> bytes:
     """The sealed form of an event for its owner's log (nonce and AES-GCM ciphertext)."""
     nonce = os.urandom(12)
     return nonce + AESGCM(key).encrypt(nonce, _json(event), event["owner"].encode())
@@ -176,21 +251,22 @@ def parse_trusted(body: bytes | str) -> Event:
         raise BadEvent(f"not a valid event: {exc.errors()[0].get('msg')}") from None
 
 
-def worker_identity() -> dict:
+def worker_identity() -> WorkerInfo:
     """Who is emitting: a worker id that is unique across machines and restarts."""
     host = socket.gethostname()
     pid = os.getpid()
     return {"id": f"{host}:{pid}:{uuid.uuid4().hex[:6]}", "host": host, "pid": pid}
 
 
-def job_event(type_: EventType, payload: dict, worker: dict, **fields) -> dict:
-    event = {"type": type_.value, **{k: payload[k] for k in JOB_FIELDS}, "worker": worker, "ts": time.time()}
+def job_event(type_: EventType, payload: JobPayload, worker: WorkerInfo, **fields: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": type_.value, **{k: payload[k] for k in JOB_FIELDS}, "worker": worker,
+                             "ts": time.time()}
     event.setdefault("progress", 0)
     event.update(fields)
     return event
 
 
-def heartbeat(owner: str, worker: dict, jobs: list[list[int]]) -> dict:
+def heartbeat(owner: str, worker: WorkerInfo, jobs: list[list[int]]) -> dict[str, Any]:
     return {"type": EventType.HEARTBEAT.value, "owner": owner, "worker": worker, "ts": time.time(), "jobs": jobs}
 
 

@@ -30,11 +30,11 @@ class FoundFile:
 class Scanner:
     max_bytes: int
     #: Files left out, by reason: hidden, unsupported, empty, too_large, unreadable, missing, duplicate.
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
     #: (path, reason) for what a person should hear about: missing or unreadable paths.
-    problems: list = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
-    def scan(self, paths: Iterable[str | os.PathLike]) -> Iterator[FoundFile]:
+    def scan(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[FoundFile]:
         visited: set[tuple[int, int]] = set()
         for raw in paths:
             path = Path(raw).expanduser().absolute()
@@ -53,7 +53,7 @@ class Scanner:
                 if found:
                     yield found
 
-    def _walk(self, folder: Path, visited: set) -> Iterator[FoundFile]:
+    def _walk(self, folder: Path, visited: set[tuple[int, int]]) -> Iterator[FoundFile]:
         try:
             st = folder.stat()
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -111,7 +111,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def found_batches(scanner: Scanner, paths: Iterable[str | os.PathLike], first: int = 1, size: int = 500,
+def found_batches(scanner: Scanner, paths: Iterable[str | os.PathLike[str]], first: int = 1, size: int = 500,
                   seconds: float = 0.25) -> Iterator[list[tuple[FoundFile, str]]]:
     """What the scan finds, hashed and without repeated content, in batches: the first holds ``first``
     files (fewer only when the scan ended), the rest up to ``size`` files or ``seconds`` of scanning, so

@@ -25,18 +25,18 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import peewee
 
 from ..config import Settings
 from ..store.db import (CANCELLED, COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDING, PROCESSING, QUEUED, SET_ASIDE,
                         TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, Meta, UploadSession, db,
-                        open_db)
+                        open_db, tuples)
 from . import events as ev
 from .importer import FoundFile, Scanner, found_batches
 from . import meaning
-from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, dependents_of, job_types_for
+from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, JobType, dependents_of, job_types_for
 from .projection import SEARCHED_JOB_TYPES, Projection, ResultNotStored, reindex_documents, unindex_documents
 from . import stats
 from .local_workers import LocalWorkers, try_lock
@@ -71,8 +71,9 @@ class Library:
             self.read_only = self._owner_lock is None
             self.database = open_db(self.data_dir / "library.db")
         except (OSError, peewee.OperationalError) as exc:
-            if getattr(self, "_owner_lock", None) is not None:
-                self._owner_lock.close()
+            lock = getattr(self, "_owner_lock", None)
+            if lock is not None:
+                lock.close()
             raise LibraryError(f"cannot use the data folder {self.data_dir}: {getattr(exc, 'strerror', None) or exc}. "
                                "Choose a folder you can write to (SNAPDESK_DATA_DIR or --data-dir).") from None
         if not self.read_only:  # a scan the last run did not finish (it quit or crashed) is over, and says so
@@ -80,10 +81,11 @@ class Library:
                 cut_short.skipped = {**(cut_short.skipped or {}), "interrupted": 1}
                 cut_short.scanning = False
                 cut_short.save()
-        self.owner = Meta.get_value("owner")
-        if self.owner is None:
-            self.owner = uuid.uuid4().hex
-            Meta.set_value("owner", self.owner)
+        owner = Meta.get_value("owner")
+        if owner is None:
+            owner = uuid.uuid4().hex
+            Meta.set_value("owner", owner)
+        self.owner: str = owner
         try:
             self.transport = transport or make_transport(settings)
         except Exception:  # a bad Redis URL or a missing secret: leave nothing open behind
@@ -112,10 +114,10 @@ class Library:
             self._owner_lock.close()
             self._owner_lock = None
 
-    def __enter__(self):
+    def __enter__(self) -> Library:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- import ------------------------------------------------------------------------
@@ -126,10 +128,10 @@ class Library:
 
         Without a ``priority``, a small drop (``SNAPDESK_SMALL_DROP`` documents or fewer) is work a
         person waits for and goes ahead of batch work; a bigger one is batch."""
-        paths = [str(p) for p in paths]
-        session = self.begin_session(paths, name)
+        listed = [str(p) for p in paths]
+        session = self.begin_session(listed, name)
         scanner = self.scanner()
-        for batch in found_batches(scanner, paths, first=self.settings.small_drop + 1):
+        for batch in found_batches(scanner, listed, first=self.settings.small_drop + 1):
             if priority is None:
                 priority = self.drop_priority(batch)
             self.add_documents(session, batch, reprocess=reprocess, priority=priority)
@@ -139,7 +141,7 @@ class Library:
     def scanner(self) -> Scanner:
         return Scanner(max_bytes=self.settings.max_file_mb * 2**20)
 
-    def drop_priority(self, first_batch: list) -> int:
+    def drop_priority(self, first_batch: list[tuple[FoundFile, str]]) -> int:
         """The lane of a drop, from its first batch (which holds more than a small drop unless the scan
         ended within it)."""
         return PRIORITY_INTERACTIVE if len(first_batch) <= self.settings.small_drop else PRIORITY_BATCH
@@ -249,15 +251,15 @@ class Library:
         lost_copies = self.transport.missing_blobs(self.owner, sorted(
             {job.document.sha256 for job in pending if job.document.blob_in_flight})) if uses_blobs else set()
         now = self.clock()
-        sends: list[tuple[Job, dict]] = []
+        sends: list[tuple[Job, ev.JobPayload]] = []
         uploads: dict[str, list[Document]] = {}  # copies to put into Redis, by content hash
         for job in pending:
             doc = job.document
             job_type = JOB_TYPES[job.type]
-            extra = {}
+            extra: ev.JobInputs = {}
             if job_type.after:
-                ready, extra = self._input_of(job, job_type)
-                if not ready:
+                inputs_ready, extra = self._input_of(job, job_type)
+                if not inputs_ready:
                     continue
             if job_type.needs_source and uses_blobs and doc.sha256 not in uploads:
                 if doc.blob_in_flight and doc.sha256 in lost_copies:  # the server lost it, or it expired
@@ -285,14 +287,16 @@ class Library:
                        lambda chunk: self.transport.enqueue_many(
                            [(JOB_TYPES[job.type].queue, payload, job.priority) for job, payload in chunk]))
         for n, (job, payload) in enumerate(later):
+            delay = job.not_before - now if job.not_before else 0.0  # (``later`` holds the jobs with one)
             self._send([(job, payload)], later[n + 1:], lambda chunk: self.transport.enqueue(
-                JOB_TYPES[job.type].queue, payload, priority=job.priority, delay=job.not_before - now))
+                JOB_TYPES[job.type].queue, payload, priority=job.priority, delay=delay))
         return len(sends)
 
     #: Tasks sent to the queues in one round trip.
     SEND_BATCH = 200
 
-    def _send(self, chunk: list[tuple[Job, dict]], rest: list[tuple[Job, dict]], send: Callable) -> None:
+    def _send(self, chunk: list[tuple[Job, ev.JobPayload]], rest: list[tuple[Job, ev.JobPayload]],
+              send: Callable[[list[tuple[Job, ev.JobPayload]]], None]) -> None:
         """Send a chunk of queued jobs' tasks. Should that fail, the chunk goes back to pending as new
         attempts (any of its tasks may have reached the server all the same: a timeout, so a copy
         that did arrive is stale), and the jobs not yet sent go back as they were."""
@@ -341,11 +345,11 @@ class Library:
                    .where(Job.document.in_(list(doc_ids)), Job.state.in_([PENDING, QUEUED]),
                           Job.priority < PRIORITY_INTERACTIVE,
                           Job.not_before.is_null() | (Job.not_before <= now)))
-        moved = []
+        moved: list[int] = []
         for job in waiting:
             if job.state == QUEUED:
                 job_type = JOB_TYPES[job.type]
-                ready, extra = self._input_of(job, job_type) if job_type.after else (True, {})
+                ready, extra = self._input_of(job, job_type) if job_type.after else (True, ev.JobInputs())
                 if not ready:
                     continue
                 left_behind = job.priority
@@ -358,7 +362,7 @@ class Library:
             moved.append(job.id)
         return moved
 
-    def _input_of(self, job: Job, job_type) -> tuple[bool, dict]:
+    def _input_of(self, job: Job, job_type: JobType) -> tuple[bool, ev.JobInputs]:
         """Whether the job this one comes after has completed, and what it hands on. A job whose
         input will never come, or is empty, ends here with the reason."""
         if job_type.name in meaning.INPUTS:  # describe and embed: engine/meaning.py
@@ -399,23 +403,25 @@ class Library:
         if not self.transport.uses_blobs:
             return 0
         unfinished = Job.select(Job.document).where(Job.state.in_(UNFINISHED))
-        done = list(Document.select(Document.id, Document.sha256).where(
-            Document.blob_in_flight == True, Document.id.not_in(unfinished)).tuples())  # noqa: E712
+        done = list(tuples(Document.select(Document.id, Document.sha256).where(
+            Document.blob_in_flight == True, Document.id.not_in(unfinished))))  # noqa: E712
         if not done:
             return 0
         shas = sorted({sha for _, sha in done})
-        still_needed = set()  # the same content, in flight for another document whose jobs are not done
+        still_needed: set[str] = set()  # the same content, in flight for another document whose jobs are not done
         for i in range(0, len(shas), 500):
-            still_needed.update(sha for (sha,) in Document.select(Document.sha256).where(
+            still_needed.update(sha for (sha,) in tuples(Document.select(Document.sha256).where(
                 Document.blob_in_flight == True, Document.sha256.in_(shas[i:i + 500]),  # noqa: E712
-                Document.id.in_(unfinished)).tuples())
+                Document.id.in_(unfinished))))
         self.transport.delete_blobs(self.owner, [sha for sha in shas if sha not in still_needed])
         ids = sorted(doc_id for doc_id, _ in done)
         for i in range(0, len(ids), 500):
             Document.update(blob_in_flight=False).where(Document.id.in_(ids[i:i + 500])).execute()
         return len(done)
 
-    def _payload(self, job: Job, doc: Document) -> dict:
+    def _payload(self, job: Job, doc: Document) -> ev.JobPayload:
+        """The task of a job's current attempt (a job that comes after others adds what ``_input_of``
+        hands on, which may set its own limits)."""
         return {
             "v": PAYLOAD_VERSION, "owner": self.owner, "job_id": job.id, "job_type": job.type,
             "document_id": doc.id, "session_id": job.session_id, "attempt": job.attempt,
@@ -709,15 +715,15 @@ class Library:
         if session is None:
             return False
         self.cancel(session_id=session_id)
-        shas = {sha for (sha,) in Document.select(Document.sha256).where(Document.session == session).tuples()}
+        shas: set[str] = {sha for (sha,) in tuples(Document.select(Document.sha256).where(Document.session == session))}
         in_flight = [doc.sha256 for doc in Document.select().where(Document.session == session,
                                                                   Document.blob_in_flight == True)]  # noqa: E712
-        doc_ids = [d for (d,) in Document.select(Document.id).where(Document.session == session).tuples()]
+        doc_ids: list[int] = [d for (d,) in tuples(Document.select(Document.id).where(Document.session == session))]
         with db.atomic():
             unindex_documents(doc_ids)
             session.delete_instance(recursive=True)
             meaning.forget_unused()  # the vectors of content no document has any more
-        still_used = {sha for (sha,) in Document.select(Document.sha256).where(Document.sha256.in_(list(shas))).tuples()}
+        still_used = {sha for (sha,) in tuples(Document.select(Document.sha256).where(Document.sha256.in_(list(shas))))}
         for sha in shas - still_used:
             shutil.rmtree(self.artifacts_dir / sha[:2] / sha, ignore_errors=True)
             if sha in in_flight:
@@ -735,7 +741,7 @@ class Library:
         return self.transport.paused_queues()
 
     # -- upkeep ------------------------------------------------------------------------
-    def maintenance(self, now: float | None = None) -> dict:
+    def maintenance(self, now: float | None = None) -> dict[str, int]:
         """Trim what is past its retention: finished jobs' timelines here, cancel marks and stale
         workers in the transport. Results and artifacts stay as long as their session does."""
         now = self.clock() if now is None else now
@@ -748,7 +754,7 @@ class Library:
         Meta.set_value("maintenance_at", now)
         return trimmed
 
-    def maybe_maintain(self, every: float = 3600) -> dict | None:
+    def maybe_maintain(self, every: float = 3600) -> dict[str, int] | None:
         """Run ``maintenance`` when it last ran more than ``every`` seconds ago."""
         if self.read_only:
             return None
@@ -757,7 +763,7 @@ class Library:
         return self.maintenance()
 
     # -- search ------------------------------------------------------------------------
-    def search(self, query: str, limit: int = 50, session_id: int | None = None) -> list[dict]:
+    def search(self, query: str, limit: int = 50, session_id: int | None = None) -> list[dict[str, Any]]:
         """Documents matching every word of ``query`` (the last one as a prefix), best first, each
         with a snippet around the match. Words are matched in file names, titles, summaries and text."""
         words = re.findall(r"\w+", query, re.UNICODE)
@@ -779,9 +785,10 @@ class Library:
 
     # -- reading -----------------------------------------------------------------------
     def latest_session(self) -> UploadSession | None:
-        return UploadSession.select().order_by(UploadSession.id.desc()).first()
+        latest: UploadSession | None = UploadSession.select().order_by(UploadSession.id.desc()).first()
+        return latest
 
-    def session_summaries(self) -> list[dict]:
+    def session_summaries(self) -> list[dict[str, Any]]:
         """Every session, newest first: id, name, state, when it was made, and its documents by status."""
         out = []
         for session in UploadSession.select().order_by(UploadSession.id.desc()):
@@ -795,7 +802,7 @@ class Library:
     def session(self, session_id: int) -> UploadSession | None:
         return UploadSession.get_or_none(UploadSession.id == session_id)
 
-    def document_counts(self, session: UploadSession) -> Counter:
+    def document_counts(self, session: UploadSession) -> Counter[str]:
         """Documents of a session by status (see ``document_status``), and their total: kept as the
         library changes (migration 0008), so this is one indexed read at any size."""
         counts = Counter(dict(db.execute_sql("SELECT status, n FROM session_count WHERE session_id = ? AND n > 0",
@@ -803,17 +810,17 @@ class Library:
         counts["total"] = sum(counts.values())
         return counts
 
-    def failed_jobs(self, session_id: int | None = None, limit: int | None = None) -> list[dict]:
+    def failed_jobs(self, session_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         return stats.failed_jobs(session_id, limit)
 
-    def statistics(self, window: float = 3600.0) -> dict:
+    def statistics(self, window: float = 3600.0) -> dict[str, Any]:
         return stats.statistics(self.transport, window)
 
-    def health(self, max_lag: float = 300.0) -> dict:
+    def health(self, max_lag: float = 300.0) -> dict[str, Any]:
         # Local workers start with the work, so on the embedded queue no worker is fine when idle.
         return stats.health(self.transport, max_lag, need_workers=self.local_workers is None, now=self.clock())
 
-    def held_events(self, limit: int | None = 20) -> dict:
+    def held_events(self, limit: int | None = 20) -> dict[str, Any]:
         """The events not applied: how many are set aside and deferred, the newest's age, and the latest."""
         return stats.held_events(limit, now=self.clock())
 
@@ -864,7 +871,7 @@ class Library:
         """The queues with work waiting that no live worker serves."""
         return stats.unserved_queues(self.transport.queue_counts(), stats.workers(self.transport))
 
-    def wait(self, session: UploadSession, on_progress: Callable[[Counter], None] | None = None,
+    def wait(self, session: UploadSession, on_progress: Callable[[Counter[str]], None] | None = None,
              timeout: float | None = None, on_connection: Callable[[bool, str], None] | None = None,
              on_warning: Callable[[str], None] | None = None) -> bool:
         """Apply events until every job of the session has ended; False on timeout.
@@ -913,7 +920,7 @@ class Library:
             if deadline is not None and now > deadline:
                 return False
 
-    def report(self, session: UploadSession) -> dict:
+    def report(self, session: UploadSession) -> dict[str, Any]:
         """A session as JSON: what ``snapdesk status --json`` prints (documented in the README)."""
         docs = list(Document.select().where(Document.session == session).order_by(Document.id))
         jobs_by_doc: dict[int, list[Job]] = {}
@@ -945,7 +952,7 @@ class Library:
         }
 
 
-def job_report(job: Job) -> dict:
+def job_report(job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "state": job.state, "attempts": job.attempt, "max_attempts": job.max_attempts,
         "progress": job.progress, "priority": job.priority, "worker": job.worker, "duration_ms": job.duration_ms,
@@ -970,7 +977,7 @@ def document_status(states: list[str]) -> str:
     return "complete"
 
 
-def session_status(doc_counts: Counter, scanning: bool = False) -> str:
+def session_status(doc_counts: Counter[str], scanning: bool = False) -> str:
     if scanning or doc_counts.get("queued") or doc_counts.get("running"):
         return "running"
     return "failed" if doc_counts.get("failed") else "complete"

@@ -13,17 +13,18 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO, Any
 
 from ..config import Settings
 
 log = logging.getLogger("snapdesk.local_workers")
 
 
-def try_lock(path: Path):
+def try_lock(path: Path) -> IO[bytes] | None:
     """Take an exclusive lock on ``path`` without waiting; the open file while held, else None."""
     fh = open(path, "a+b")
     try:
-        if os.name == "nt":
+        if sys.platform == "win32":  # (not os.name: mypy knows only sys.platform)
             import msvcrt
 
             fh.seek(0)
@@ -58,7 +59,7 @@ class LocalWorkers:
     def __init__(self, settings: Settings, idle_exit: float = 0):
         self.settings = settings
         self.idle_exit = idle_exit
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self._starts: list[float] = []
 
     def running(self) -> bool:
@@ -96,8 +97,8 @@ class LocalWorkers:
             env.update(REDIS_URL=settings.redis_url, SNAPDESK_SECRET=settings.secret)
         else:
             env.pop("REDIS_URL", None)
-        kwargs = {}
-        if os.name == "nt":
+        kwargs: dict[str, Any] = {}
+        if sys.platform == "win32":
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
         else:
             kwargs["start_new_session"] = True  # outlives a CLI that returns at once

@@ -87,7 +87,7 @@ def _describe_input(library: Library, job: Job, inputs: dict[str, Job]) -> tuple
     text = ((ocr.result or {}).get("text") or "") if ocr is not None and ocr.state == COMPLETE else ""
     settings = library.settings
     limits: Limits = {"max_pixels": settings.max_pixels,
-              "rate_per_minute": settings.describe_rate_per_minute if settings.describe_model else 0}
+                      "rate_per_minute": settings.describe_rate_per_minute if settings.describe_model else 0}
     return True, {"image": base64.b64encode(image).decode("ascii"), "width": doc.width, "height": doc.height,
                   "exif": exif_facts(doc.path), "text": text[:DESCRIBE_TEXT_LIMIT], "limits": limits}
 

@@ -31,7 +31,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Any, Callable
 
 from huey import MemoryHuey
 from huey import signals as huey_signals
@@ -39,7 +39,7 @@ from huey import signals as huey_signals
 from ..config import QUEUES, ConfigError, Settings
 from . import events as ev
 from . import runner
-from .transport import STALE_WORKER_SECONDS, RawEvent, Transport
+from .transport import STALE_WORKER_SECONDS, LiveWorker, RawEvent, Transport, WorkerStatus
 
 
 class MemoryTransport(Transport):
@@ -62,7 +62,7 @@ class MemoryTransport(Transport):
         self._next_event = 0
         self._marks: dict[tuple[str, str], dict[str, float]] = {}
         self._paused: set[str] = set()
-        self._workers: dict[str, tuple[float, dict]] = {}
+        self._workers: dict[str, tuple[float, WorkerStatus]] = {}
         self._rates: dict[str, list[float]] = {}
         self._blobs: dict[tuple[str, str], bytes] = {}
         self._task_errors = threading.local()  # what a task raised, in the thread that ran it
@@ -74,7 +74,7 @@ class MemoryTransport(Transport):
                                             retention_seconds=settings.retention_seconds, clock=worker_clock)
 
     # -- task queues -------------------------------------------------------------------
-    def _make_huey(self, queue):
+    def _make_huey(self, queue: str) -> Any:
         huey = MemoryHuey(name=queue, results=False, serializer=self.serializer)
         # Huey logs what a task raised and goes on; run_next raises it in the test instead.
         huey.signal(huey_signals.SIGNAL_ERROR)(lambda signal, task, exc=None: setattr(self._task_errors, "exc", exc))
@@ -116,40 +116,40 @@ class MemoryTransport(Transport):
                 return ran
         raise RuntimeError(f"still tasks to run after {limit}: a job that queues itself again forever?")
 
-    def queued_payloads(self, queue: str) -> list[dict]:
+    def queued_payloads(self, queue: str) -> list[ev.JobPayload]:
         """The payloads waiting on a queue (due now or delayed), highest priority first."""
         huey = self.huey(queue)
         return [task.args[0] for task in huey.pending() + huey.scheduled() if task.args]
 
     # -- control -----------------------------------------------------------------------
-    def set_paused(self, queue, paused):
+    def set_paused(self, queue: str, paused: bool) -> None:
         self._queue(queue)  # checks the name
         with self._cond:
             (self._paused.add if paused else self._paused.discard)(queue)
 
-    def paused_queues(self):
+    def paused_queues(self) -> set[str]:
         with self._cond:
             return set(self._paused)
 
-    def _add_marks(self, owner, kind, names):
+    def _add_marks(self, owner: str, kind: str, names: list[str]) -> None:
         now = self.clock()
         with self._cond:
             self._marks.setdefault((owner, kind), {}).update({name: now for name in names})
 
-    def _remove_marks(self, owner, kind, names):
+    def _remove_marks(self, owner: str, kind: str, names: list[str]) -> None:
         with self._cond:
             marks = self._marks.get((owner, kind), {})
             for name in names:
                 marks.pop(name, None)
 
-    def _have_marks(self, owner, wanted):
+    def _have_marks(self, owner: str, wanted: list[tuple[str, str]]) -> list[bool]:
         with self._cond:
             return [name in self._marks.get((owner, kind), {}) for kind, name in wanted]
 
-    def ping(self):
+    def ping(self) -> None:
         pass
 
-    def acquire_rate(self, name, per_minute):
+    def acquire_rate(self, name: str, per_minute: int) -> float:
         now = self.clock()
         with self._cond:
             taken = [at for at in self._rates.get(name, []) if at > now - 60]
@@ -159,7 +159,7 @@ class MemoryTransport(Transport):
             self._rates[name] = taken
             return max(0.01, min(taken) + 60 - now)
 
-    def maintenance(self, retention_seconds, now=None):
+    def maintenance(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
         now = self.clock() if now is None else now
         with self._cond:
             marks = 0
@@ -174,7 +174,7 @@ class MemoryTransport(Transport):
         return {"cancel_marks": marks, "workers": len(stale)}
 
     # -- events ------------------------------------------------------------------------
-    def append_event(self, owner, data):
+    def append_event(self, owner: str, data: bytes) -> None:
         with self._cond:
             self._next_event += 1
             raw = RawEvent(str(self._next_event), bytes(data))
@@ -183,31 +183,32 @@ class MemoryTransport(Transport):
         for observer in list(self.observers):
             observer(owner, raw)
 
-    def read_events(self, owner, block_ms=0, count=500):
+    def read_events(self, owner: str, block_ms: int = 0, count: int = 500) -> list[RawEvent]:
         with self._cond:
             self._cond.wait_for(lambda: self._events.get(owner), timeout=block_ms / 1000)
-            log = self._events.get(owner) or {}
+            log: dict[str, bytes] = self._events.get(owner) or {}
             return [RawEvent(i, data) for i, data in list(log.items())[:count]]
 
-    def ack_events(self, owner, ids):
+    def ack_events(self, owner: str, ids: list[str]) -> None:
         with self._cond:
-            log = self._events.get(owner, {})
+            log: dict[str, bytes] = self._events.get(owner, {})
             for i in ids:
                 log.pop(i, None)
 
     # -- workers -----------------------------------------------------------------------
-    def heartbeat(self, info):
+    def heartbeat(self, info: WorkerStatus) -> None:
         with self._cond:
-            self._workers[info["id"]] = (self.clock(), dict(info))
+            self._workers[info["id"]] = (self.clock(), info.copy())
 
-    def remove_worker(self, worker_id):
+    def remove_worker(self, worker_id: str) -> None:
         with self._cond:
             self._workers.pop(worker_id, None)
 
-    def workers(self, max_age=30.0):
+    def workers(self, max_age: float = 30.0) -> list[LiveWorker]:
         now = self.clock()
         with self._cond:
-            live = sorted((w, seen, info) for w, (seen, info) in self._workers.items() if seen >= now - max_age)
+            live = sorted(((w, seen, info) for w, (seen, info) in self._workers.items() if seen >= now - max_age),
+                          key=lambda entry: entry[0])
         return [{**info, "last_heartbeat": seen, "age": now - seen} for _, seen, info in live]
 
     # -- document bytes ----------------------------------------------------------------
@@ -215,21 +216,21 @@ class MemoryTransport(Transport):
     def uses_blobs(self) -> bool:
         return self._uses_blobs
 
-    def put_blob(self, owner, sha256, data):
+    def put_blob(self, owner: str, sha256: str, data: bytes) -> None:
         if not self._uses_blobs:
             raise NotImplementedError("this memory transport reads documents from their files (uses_blobs=False)")
         with self._cond:
             self._blobs[owner, sha256] = bytes(data)
 
-    def get_blob(self, owner, sha256):
+    def get_blob(self, owner: str, sha256: str) -> bytes | None:
         with self._cond:
             return self._blobs.get((owner, sha256))
 
-    def delete_blob(self, owner, sha256):
+    def delete_blob(self, owner: str, sha256: str) -> None:
         with self._cond:
             self._blobs.pop((owner, sha256), None)
 
-    def missing_blobs(self, owner, shas):
+    def missing_blobs(self, owner: str, shas: list[str]) -> set[str]:
         if not self._uses_blobs:
             return set()
         with self._cond:

@@ -37,7 +37,7 @@ class RESP3Parser(_RESP3Parser):
     EXCEPTION_CLASSES = {**_RESP3Parser.EXCEPTION_CLASSES, **_REFUSALS}
 
 
-def parser_for(protocol) -> type:
+def parser_for(protocol: int | str | None) -> type[_RESP2Parser | _RESP3Parser]:
     """The parser for a connection speaking ``protocol`` (None: redis-py's default, RESP3 since 8)."""
     try:
         from redis.utils import check_protocol_version
@@ -79,7 +79,7 @@ class Backoff:
     def failed(self) -> float:
         """Count a failure; returns how long to wait before the next try."""
         self.failures += 1
-        return min(self.cap, self.first * 2 ** (self.failures - 1))
+        return min(self.cap, self.first * 2.0 ** (self.failures - 1))
 
     def succeeded(self) -> bool:
         """Count a success; True when it ends a run of failures (a reconnection)."""

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import Any, Iterable
 
 import peewee
 
 from ..config import QUEUES
-from ..store.db import COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDING, QUEUED, SET_ASIDE, Document, HeldEvent, Job
+from ..store.db import (COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDING, QUEUED, SET_ASIDE, Document, HeldEvent, Job,
+                        tuples)
 from .jobs import JOB_TYPES
+from .transport import QueueCounts, Transport
 
 #: A worker whose last heartbeat is older than this is not counted as alive.
 WORKER_ALIVE_SECONDS = 30.0
@@ -31,12 +34,12 @@ def _p95(values: list[int]) -> int | None:
     return values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))]
 
 
-def _mean(values) -> int | None:
+def _mean(values: Iterable[int]) -> int | None:
     values = list(values)
     return int(sum(values) / len(values)) if values else None
 
 
-def failed_jobs(session_id: int | None = None, limit: int | None = None) -> list[dict]:
+def failed_jobs(session_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """The failed jobs, newest first, with their error, attempts and input."""
     query = (Job.select(Job, Document).join(Document).where(Job.state == FAILED)
              .order_by(Job.finished_at.desc(), Job.id.desc()))
@@ -51,15 +54,15 @@ def failed_jobs(session_id: int | None = None, limit: int | None = None) -> list
             for job in query]
 
 
-def held_events(limit: int | None = 20, now: float | None = None) -> dict:
+def held_events(limit: int | None = 20, now: float | None = None) -> dict[str, Any]:
     """Events the owner did not apply: counted by kind, the newest's age, and the latest with their reasons."""
     now = time.time() if now is None else now
-    counts = Counter(dict(HeldEvent.select(HeldEvent.kind, peewee.fn.COUNT(HeldEvent.id)).group_by(HeldEvent.kind)
-                          .tuples()))
-    newest = {kind: at for kind, at in HeldEvent.select(HeldEvent.kind, peewee.fn.MAX(HeldEvent.received_at))
-              .group_by(HeldEvent.kind).tuples()}
-    oldest = {kind: at for kind, at in HeldEvent.select(HeldEvent.kind, peewee.fn.MIN(HeldEvent.received_at))
-              .group_by(HeldEvent.kind).tuples()}
+    counts: Counter[str] = Counter(dict(tuples(HeldEvent.select(HeldEvent.kind, peewee.fn.COUNT(HeldEvent.id))
+                                               .group_by(HeldEvent.kind))))
+    newest: dict[str, float] = {kind: at for kind, at in tuples(
+        HeldEvent.select(HeldEvent.kind, peewee.fn.MAX(HeldEvent.received_at)).group_by(HeldEvent.kind))}
+    oldest: dict[str, float] = {kind: at for kind, at in tuples(
+        HeldEvent.select(HeldEvent.kind, peewee.fn.MIN(HeldEvent.received_at)).group_by(HeldEvent.kind))}
     query = HeldEvent.select().order_by(HeldEvent.id.desc())
     latest = [{"id": h.id, "kind": h.kind, "reason": h.reason, "job_id": h.job_id,
                "age_seconds": round(now - h.received_at, 1), "event": h.body[:2000]}
@@ -70,18 +73,19 @@ def held_events(limit: int | None = 20, now: float | None = None) -> dict:
             for kind in (SET_ASIDE, DEFERRED)} | {"latest": latest}
 
 
-def statistics(transport, window: float = 3600.0, now: float | None = None) -> dict:
+def statistics(transport: Transport, window: float = 3600.0, now: float | None = None) -> dict[str, Any]:
     """Per queue: counts by state, waiting/delayed/paused, and over the last ``window`` seconds the
     throughput per minute, mean and p95 duration, mean wait, failure rate, the slowest jobs and the
     errors grouped by message. Plus the live workers."""
     now = time.time() if now is None else now
     since = now - window
     queue_counts = transport.queue_counts()
-    queues = {}
+    queues: dict[str, dict[str, Any]] = {}
     for queue in QUEUES:
         types = [name for name, t in JOB_TYPES.items() if t.queue == queue]
-        by_state = Counter(dict(Job.select(Job.state, peewee.fn.COUNT(Job.id)).where(Job.type.in_(types))
-                                .group_by(Job.state).tuples())) if types else Counter()
+        by_state: Counter[str] = Counter(dict(tuples(
+            Job.select(Job.state, peewee.fn.COUNT(Job.id)).where(Job.type.in_(types)).group_by(Job.state)))
+        ) if types else Counter()
         recent = list(Job.select(Job.id, Job.state, Job.duration_ms, Job.queued_at, Job.started_at, Job.worker,
                                  Job.document).where(Job.type.in_(types), Job.finished_at >= since,
                                                      Job.state.in_((COMPLETE, FAILED)), Job.reused_from.is_null(),
@@ -91,11 +95,11 @@ def statistics(transport, window: float = 3600.0, now: float | None = None) -> d
         durations = [j.duration_ms for j in done if j.duration_ms is not None]
         waits = [int((j.started_at - j.queued_at) * 1000) for j in recent
                  if j.started_at and j.queued_at and j.started_at >= j.queued_at]
-        slowest = sorted((j for j in done if j.duration_ms is not None), key=lambda j: -j.duration_ms)[:5]
-        paths = dict(Document.select(Document.id, Document.path)
-                     .where(Document.id.in_([j.document_id for j in slowest])).tuples()) if slowest else {}
-        errors = Counter(error for (error,) in Job.select(Job.error).where(Job.type.in_(types), Job.state == FAILED)
-                         .tuples()) if types else Counter()
+        slowest = sorted((j for j in done if j.duration_ms is not None), key=lambda j: -(j.duration_ms or 0))[:5]
+        paths: dict[int, str] = dict(tuples(Document.select(Document.id, Document.path).where(
+            Document.id.in_([j.document_id for j in slowest])))) if slowest else {}
+        errors: Counter[str] = Counter(error for (error,) in tuples(
+            Job.select(Job.error).where(Job.type.in_(types), Job.state == FAILED))) if types else Counter()
         queues[queue] = {
             "states": {state: by_state.get(state, 0) for state in JOB_STATES},
             **queue_counts[queue],
@@ -114,7 +118,7 @@ def statistics(transport, window: float = 3600.0, now: float | None = None) -> d
             "workers": workers(transport, now), "held_events": {k: held[k] for k in (SET_ASIDE, DEFERRED)}}
 
 
-def workers(transport, now: float | None = None) -> list[dict]:
+def workers(transport: Transport, now: float | None = None) -> list[dict[str, Any]]:
     """The workers that sent a heartbeat lately: host, pid, queues, concurrency, current jobs."""
     now = time.time() if now is None else now
     return [{"id": w["id"], "host": w["host"], "pid": w["pid"], "queues": w.get("queues", []),
@@ -124,7 +128,7 @@ def workers(transport, now: float | None = None) -> list[dict]:
             for w in transport.workers(max_age=WORKER_ALIVE_SECONDS)]
 
 
-def unserved_queues(counts: dict, live: list[dict]) -> list[str]:
+def unserved_queues(counts: dict[str, QueueCounts], live: list[dict[str, Any]]) -> list[str]:
     """The queues with work waiting that no live worker serves (and that are not paused)."""
     served = {q for w in live for q in w["queues"] if q not in w.get("paused", [])}
     return sorted(q for q, c in counts.items() if c["waiting"] and not c["paused"] and q not in served)
@@ -135,13 +139,14 @@ def unserved_message(unserved: list[str]) -> str:
             f"wait until one does (snapdesk-worker --queues {','.join(unserved)})")
 
 
-def health(transport, max_lag: float = 300.0, need_workers: bool = True, now: float | None = None) -> dict:
+def health(transport: Transport, max_lag: float = 300.0, need_workers: bool = True,
+           now: float | None = None) -> dict[str, Any]:
     """Is the transport reachable, is some worker alive to serve each queue with work, and does no
     job wait longer than ``max_lag`` seconds? ``ok`` is False when any check fails."""
     now = time.time() if now is None else now
-    checks = []
+    checks: list[dict[str, Any]] = []
 
-    def check(name, ok, detail):
+    def check(name: str, ok: object, detail: str) -> None:
         checks.append({"name": name, "ok": bool(ok), "detail": detail})
 
     try:
@@ -169,7 +174,7 @@ def health(transport, max_lag: float = 300.0, need_workers: bool = True, now: fl
         paused = sorted(q for q, c in counts.items() if c["paused"])
         check("queues", True, "every queue with work has a worker" + (f"; paused: {', '.join(paused)}" if paused else ""))
 
-    paused_types = [name for name, t in JOB_TYPES.items() if counts.get(t.queue, {}).get("paused")]
+    paused_types = [name for name, t in JOB_TYPES.items() if t.queue in counts and counts[t.queue]["paused"]]
     oldest = (Job.select(peewee.fn.MIN(Job.queued_at))
               .where(Job.state == QUEUED, Job.type.not_in(paused_types),  # a paused queue is meant to wait
                      (Job.not_before.is_null()) | (Job.not_before <= now)).scalar())
@@ -180,8 +185,8 @@ def health(transport, max_lag: float = 300.0, need_workers: bool = True, now: fl
     # no retry time ahead): the owner was stopped, or the transport was down when they were made.
     independent = [name for name, t in JOB_TYPES.items() if not t.after]
     since = peewee.fn.MIN(peewee.fn.COALESCE(Job.not_before, Job.created_at))
-    ((n_pending, first_pending),) = Job.select(peewee.fn.COUNT(Job.id), since).where(
-        Job.state == PENDING, Job.type.in_(independent), Job.not_before.is_null() | (Job.not_before <= now)).tuples()
+    ((n_pending, first_pending),) = tuples(Job.select(peewee.fn.COUNT(Job.id), since).where(
+        Job.state == PENDING, Job.type.in_(independent), Job.not_before.is_null() | (Job.not_before <= now)))
     pending_age = 0.0 if first_pending is None else max(0.0, now - first_pending)
     check("pending", not n_pending or pending_age <= max_lag,
           f"{n_pending} job{'s' if n_pending != 1 else ''} ready but not yet on a queue"

@@ -32,7 +32,7 @@ import struct
 import threading
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, TypedDict
 
 import redis
 from cryptography.exceptions import InvalidTag
@@ -61,6 +61,12 @@ STALE_WORKER_SECONDS = 24 * 3600
 EVERY_LANE = -1
 
 
+class QueueCounts(TypedDict):
+    waiting: int
+    delayed: int
+    paused: bool
+
+
 class RawEvent(NamedTuple):
     """An entry of an owner's event log, as stored (sealed): opened and checked by ``events.open_sealed``."""
 
@@ -68,11 +74,41 @@ class RawEvent(NamedTuple):
     data: bytes
 
 
+class RunningJob(TypedDict):
+    owner: str
+    job_id: int
+    job_type: str
+
+
+class WorkerStatus(ev.WorkerInfo, total=False):
+    """What a worker registers with each heartbeat (``snapdesk-worker``'s ``Worker.info``): its
+    identity, and the rest where it says it (an older worker may leave some out)."""
+
+    queues: list[str]
+    concurrency: dict[str, int]
+    running: list[RunningJob]
+    version: str
+    started_at: float
+    paused: list[str]
+
+
+class LiveWorker(WorkerStatus):
+    """A registered worker as ``Transport.workers`` returns it: with its last heartbeat, on the
+    transport's clock, and how long ago that was."""
+
+    last_heartbeat: float
+    age: float
+
+
+#: A task to send: (queue, payload, priority).
+Send = tuple[str, ev.JobPayload, int]
+
+
 class SignatureError(ValueError):
     """A task message was unsigned or its signature did not match: it is dropped, never run."""
 
 
-class SignedSerializer(Serializer):
+class SignedSerializer(Serializer):  # type: ignore[misc]  # huey ships no types: Serializer is Any
     """Task messages as JSON, sealed (AES-256-GCM: encrypted and authenticated) with a key derived
     from the secret; nothing of a message is read before it is seen to be genuine.
 
@@ -87,7 +123,7 @@ class SignedSerializer(Serializer):
             raise ConfigError("a secret is needed to sign tasks")
         self._aead = AESGCM(hashlib.sha256(b"snapdesk-task:" + secret.encode()).digest())
 
-    def _serialize(self, data):
+    def _serialize(self, data: Message) -> bytes:
         if not isinstance(data, Message) or data.on_complete or data.on_error or data.chord_config:
             raise TypeError("only plain task messages travel on SnapDesk's queues")
         fields = data._asdict()
@@ -98,7 +134,7 @@ class SignedSerializer(Serializer):
         nonce = os.urandom(12)
         return nonce + self._aead.encrypt(nonce, json.dumps(fields, separators=(",", ":")).encode(), self._AD)
 
-    def _deserialize(self, data):
+    def _deserialize(self, data: bytes) -> Message:
         data = bytes(data)
         try:
             body = self._aead.decrypt(data[:12], data[12:], self._AD)
@@ -133,14 +169,14 @@ def library_secret(data_dir: Path) -> str:
     return value
 
 
-def _not_in_this_process(*args, **kwargs):
+def _not_in_this_process(*args: object, **kwargs: object) -> None:
     raise RuntimeError("jobs run only inside snapdesk-worker")
 
 
-def _task(func: Callable) -> Callable:
+def _task(func: Callable[..., None]) -> Callable[..., None]:
     """``func`` under the one name its task has in every process: Huey knows a task by its
     function's module and name, and an owner queues what only a worker defines."""
-    def task(*args, **kwargs):
+    def task(*args: Any, **kwargs: Any) -> None:
         return func(*args, **kwargs)
     task.__module__ = "snapdesk"
     return task
@@ -151,8 +187,8 @@ class Transport:
 
     name = "base"
 
-    def __init__(self, settings: Settings, secret: str, run_job: Callable | None = None,
-                 maintain: Callable | None = None):
+    def __init__(self, settings: Settings, secret: str, run_job: Callable[[ev.JobPayload], None] | None = None,
+                 maintain: Callable[[], None] | None = None):
         self.settings = settings
         self.serializer = SignedSerializer(secret)
         self._secret = secret
@@ -160,18 +196,19 @@ class Transport:
         self._mark_key = hashlib.sha256(b"snapdesk-mark:" + secret.encode()).digest()
         self._tasks = {TASK_NAME: _task(run_job or _not_in_this_process),
                        MAINTENANCE_TASK_NAME: _task(maintain or _not_in_this_process)}
-        self._hueys: dict = {}
-        self._maintenance: dict = {}
+        # Huey ships no types: a Huey, its tasks and their wrappers are Any here.
+        self._hueys: dict[str, tuple[Any, Any]] = {}
+        self._maintenance: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     # -- task queues -------------------------------------------------------------------
-    def _make_huey(self, queue: str):
+    def _make_huey(self, queue: str) -> Any:
         raise NotImplementedError
 
-    def huey(self, queue: str):
+    def huey(self, queue: str) -> Any:
         return self._queue(queue)[0]
 
-    def _queue(self, queue: str):
+    def _queue(self, queue: str) -> tuple[Any, Any]:
         """The Huey of a queue and its task wrapper, made on first use."""
         if queue not in QUEUES:
             raise ValueError(f"unknown queue {queue!r}; the queues are {', '.join(QUEUES)}")
@@ -188,7 +225,8 @@ class Transport:
         huey, _ = self._queue(queue)
         huey.enqueue(self._maintenance[queue].s())
 
-    def enqueue(self, queue: str, payload: dict, priority: int = PRIORITY_BATCH, delay: float | None = None) -> None:
+    def enqueue(self, queue: str, payload: ev.JobPayload, priority: int = PRIORITY_BATCH,
+                delay: float | None = None) -> None:
         """Put a job on its queue, to run now or after ``delay`` seconds."""
         huey, task = self._queue(queue)
         if delay and delay > 0:
@@ -196,14 +234,14 @@ class Transport:
         else:
             huey.enqueue(task.s(payload, priority=priority))
 
-    def enqueue_many(self, sends: list[tuple[str, dict, int]]) -> None:
+    def enqueue_many(self, sends: list[Send]) -> None:
         """Put jobs on their queues to run now, ``(queue, payload, priority)`` each, in as few round
         trips as the storage allows (one transaction, one pipeline). Should it fail, any of them may
         have been queued, or none."""
         for queue, payload, priority in sends:
             self.enqueue(queue, payload, priority=priority)
 
-    def _messages(self, sends: list[tuple[str, dict, int]]) -> dict[str, list[tuple[bytes, int]]]:
+    def _messages(self, sends: list[Send]) -> dict[str, list[tuple[bytes, int]]]:
         """The serialized task messages of ``sends``, by queue, as ``huey.enqueue`` would make them."""
         by_queue: dict[str, list[tuple[bytes, int]]] = {}
         for queue, payload, priority in sends:
@@ -211,7 +249,7 @@ class Transport:
             by_queue.setdefault(queue, []).append((huey.serialize_task(task.s(payload, priority=priority)), priority))
         return by_queue
 
-    def queue_counts(self) -> dict:
+    def queue_counts(self) -> dict[str, QueueCounts]:
         """Per queue: jobs waiting now, jobs waiting for a later time (retries), and whether it is paused."""
         paused = self.paused_queues()
         return {q: {"waiting": self.huey(q).pending_count(), "delayed": self.huey(q).scheduled_count(),
@@ -281,7 +319,7 @@ class Transport:
         0 when taken, else seconds to wait."""
         raise NotImplementedError
 
-    def maintenance(self, retention_seconds: float, now: float | None = None) -> dict:
+    def maintenance(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
         """Trim what nobody needs any more: marks older than the retention, stale worker entries.
 
         Events are never trimmed here: each stays until its owner has applied it. Returns counts."""
@@ -295,7 +333,7 @@ class Transport:
         return key
 
     # -- events ------------------------------------------------------------------------
-    def emit(self, owner: str, event: dict, retry: bool = True) -> None:
+    def emit(self, owner: str, event: dict[str, Any], retry: bool = True) -> None:
         """Append a sealed event to the owner's log. With ``retry`` (job events), wait while the
         transport cannot take it; without (heartbeats, which the next one replaces), raise."""
         data = ev.seal(self.library_key(owner), event)
@@ -318,13 +356,13 @@ class Transport:
         raise NotImplementedError
 
     # -- workers -----------------------------------------------------------------------
-    def heartbeat(self, info: dict) -> None:
+    def heartbeat(self, info: WorkerStatus) -> None:
         raise NotImplementedError
 
     def remove_worker(self, worker_id: str) -> None:
         raise NotImplementedError
 
-    def workers(self, max_age: float = 30.0) -> list[dict]:
+    def workers(self, max_age: float = 30.0) -> list[LiveWorker]:
         raise NotImplementedError
 
     # -- document bytes ----------------------------------------------------------------
@@ -369,7 +407,7 @@ class EmbeddedTransport(Transport):
     #: How often an idle reader looks for new events or tasks (seconds).
     poll_interval = 0.01
 
-    def __init__(self, settings: Settings, secret: str | None = None, **tasks):
+    def __init__(self, settings: Settings, secret: str | None = None, **tasks: Any):
         self.data_dir = Path(settings.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(settings, secret or library_secret(self.data_dir), **tasks)
@@ -385,7 +423,7 @@ class EmbeddedTransport(Transport):
             conn.execute("CREATE TABLE IF NOT EXISTS mark (owner TEXT NOT NULL, kind TEXT NOT NULL, "
                          "name TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (owner, kind, name))")
 
-    def _make_huey(self, queue):
+    def _make_huey(self, queue: str) -> Any:
         return SqliteHuey(name=queue, filename=str(self.data_dir / "queue.db"), results=False,
                           serializer=self.serializer, timeout=30)
 
@@ -399,10 +437,10 @@ class EmbeddedTransport(Transport):
             self._local.conn = conn
         return conn
 
-    def append_event(self, owner, data):
+    def append_event(self, owner: str, data: bytes) -> None:
         self._db().execute("INSERT INTO event (owner, body) VALUES (?, ?)", (owner, sqlite3.Binary(data)))
 
-    def read_events(self, owner, block_ms=0, count=500):
+    def read_events(self, owner: str, block_ms: int = 0, count: int = 500) -> list[RawEvent]:
         deadline = time.monotonic() + block_ms / 1000
         while True:
             rows = self._db().execute("SELECT id, body FROM event WHERE owner = ? ORDER BY id LIMIT ?",
@@ -411,53 +449,53 @@ class EmbeddedTransport(Transport):
                 return [RawEvent(str(i), body.encode() if isinstance(body, str) else bytes(body)) for i, body in rows]
             time.sleep(self.poll_interval)
 
-    def ack_events(self, owner, ids):
+    def ack_events(self, owner: str, ids: list[str]) -> None:
         if ids:
             self._db().executemany("DELETE FROM event WHERE owner = ? AND id = ?", [(owner, int(i)) for i in ids])
 
-    def heartbeat(self, info):
+    def heartbeat(self, info: WorkerStatus) -> None:
         self._db().execute("INSERT OR REPLACE INTO worker (id, seen, body) VALUES (?, ?, ?)",
                            (info["id"], time.time(), json.dumps(info)))
 
-    def remove_worker(self, worker_id):
+    def remove_worker(self, worker_id: str) -> None:
         self._db().execute("DELETE FROM worker WHERE id = ?", (worker_id,))
 
-    def workers(self, max_age=30.0):
+    def workers(self, max_age: float = 30.0) -> list[LiveWorker]:
         now = time.time()
         rows = self._db().execute("SELECT seen, body FROM worker WHERE seen >= ? ORDER BY id", (now - max_age,))
-        return [{**json.loads(body), "last_heartbeat": seen, "age": now - seen} for seen, body in rows]
+        return [_live_worker(body, seen, now) for seen, body in rows]
 
-    def set_paused(self, queue, paused):
+    def set_paused(self, queue: str, paused: bool) -> None:
         self._queue(queue)  # checks the name
         if paused:
             self._db().execute("INSERT OR IGNORE INTO paused (queue) VALUES (?)", (queue,))
         else:
             self._db().execute("DELETE FROM paused WHERE queue = ?", (queue,))
 
-    def paused_queues(self):
+    def paused_queues(self) -> set[str]:
         return {q for (q,) in self._db().execute("SELECT queue FROM paused")}
 
-    def _add_marks(self, owner, kind, names):
+    def _add_marks(self, owner: str, kind: str, names: list[str]) -> None:
         now = time.time()
         self._db().executemany("INSERT OR REPLACE INTO mark (owner, kind, name, at) VALUES (?, ?, ?, ?)",
                                [(owner, kind, name, now) for name in names])
 
-    def _remove_marks(self, owner, kind, names):
+    def _remove_marks(self, owner: str, kind: str, names: list[str]) -> None:
         self._db().executemany("DELETE FROM mark WHERE owner = ? AND kind = ? AND name = ?",
                                [(owner, kind, name) for name in names])
 
-    def _have_marks(self, owner, wanted):
+    def _have_marks(self, owner: str, wanted: list[tuple[str, str]]) -> list[bool]:
         found = {(kind, name) for kind, name in self._db().execute(
             "SELECT kind, name FROM mark WHERE owner = ? AND name IN (%s)" % ",".join("?" * len(wanted)),
             (owner, *[name for _, name in wanted]))}
         return [w in found for w in wanted]
 
-    def ping(self):
+    def ping(self) -> None:
         self._db().execute("SELECT 1 FROM event LIMIT 1").fetchall()
         for queue in QUEUES:
             self.huey(queue).pending_count()
 
-    def acquire_rate(self, name, per_minute):
+    def acquire_rate(self, name: str, per_minute: int) -> float:
         conn = self._db()
         now = time.time()
         conn.execute("BEGIN IMMEDIATE")  # one worker at a time counts and takes
@@ -475,14 +513,14 @@ class EmbeddedTransport(Transport):
             raise
         return wait
 
-    def maintenance(self, retention_seconds, now=None):
+    def maintenance(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
         now = time.time() if now is None else now
         conn = self._db()
         marks = conn.execute("DELETE FROM mark WHERE at < ?", (now - retention_seconds,)).rowcount
         workers = conn.execute("DELETE FROM worker WHERE seen < ?", (now - STALE_WORKER_SECONDS,)).rowcount
         return {"cancel_marks": marks, "workers": workers}
 
-    def enqueue_many(self, sends):
+    def enqueue_many(self, sends: list[Send]) -> None:
         # Huey's SqliteStorage.enqueue, one transaction a queue instead of one a task.
         for queue, messages in self._messages(sends).items():
             storage = self.huey(queue).storage
@@ -490,10 +528,10 @@ class EmbeddedTransport(Transport):
                 cursor.executemany("INSERT INTO task (queue, data, priority) VALUES (?, ?, ?)",
                                    [(storage.name, storage.to_blob(data), priority) for data, priority in messages])
 
-    def put_blob(self, owner, sha256, data):
+    def put_blob(self, owner: str, sha256: str, data: bytes) -> None:
         raise NotImplementedError("the embedded transport reads documents from their files")
 
-    def close(self):
+    def close(self) -> None:
         super().close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -502,19 +540,23 @@ class EmbeddedTransport(Transport):
 
 
 class RedisTransport(Transport):
-    """A shared Redis: PriorityRedisHuey queues, one event stream per owner, blobs for remote workers."""
+    """A shared Redis: PriorityRedisHuey queues, one event stream per owner, blobs for remote workers.
+
+    redis-py types every reply as ``bytes | str`` (``str`` only with ``decode_responses``, which this
+    client never sets): where a reply's type matters it is annotated as bytes, with a type: ignore."""
 
     name = "redis"
     PREFIX = "snapdesk"
     BLOB_TTL = 7 * 24 * 3600  # a blob outlives any job that needs it; the owner deletes it before that
 
-    def __init__(self, settings: Settings, secret: str | None = None, **tasks):
+    def __init__(self, settings: Settings, secret: str | None = None, **tasks: Any):
         secret = secret or settings.secret
         if not secret:
             raise ConfigError("Redis mode needs the farm's shared secret: set SNAPDESK_SECRET "
                               "(the same value for the app and on every worker)")
         super().__init__(settings, secret, **tasks)
-        protocol = redis.connection.parse_url(settings.redis_url).get("protocol") if "://" in settings.redis_url else None
+        protocol = (redis.connection.parse_url(settings.redis_url).get("protocol")  # type: ignore[no-untyped-call]
+                    if "://" in settings.redis_url else None)  # (redis-py leaves parse_url unannotated)
         # redis-py defaults to a 5 s socket timeout; blocking reads here wait at most 5 s. The parser
         # names the error replies that mean "not now" (MISCONF, BUSY), so they are waited out.
         self.pool = redis.ConnectionPool.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=10,
@@ -522,24 +564,27 @@ class RedisTransport(Transport):
                                                   parser_class=parser_for(protocol))
         self.redis = redis.Redis(connection_pool=self.pool)
 
-    def _make_huey(self, queue):
+    def _make_huey(self, queue: str) -> Any:
         return PriorityRedisHuey(name=f"{self.PREFIX}_{queue}", connection_pool=self.pool, results=False,
                                  serializer=self.serializer, blocking=True, read_timeout=1)
 
-    def _key(self, *parts) -> str:
+    def _key(self, *parts: str) -> str:
         return ":".join((self.PREFIX, *parts))
 
-    def append_event(self, owner, data):
+    def append_event(self, owner: str, data: bytes) -> None:
         self.redis.xadd(self._key("events", owner), {"e": data})
 
-    def read_events(self, owner, block_ms=0, count=500):
+    def read_events(self, owner: str, block_ms: int = 0, count: int = 500) -> list[RawEvent]:
         reply = self.redis.xread({self._key("events", owner): "0-0"}, count=count, block=block_ms or None)
         if not reply:
             return []
-        _, entries = reply[0]
+        # RESP2 replies [[stream, entries]]; RESP3 (protocol=3 in the URL) {stream: [entries]}. (redis-py
+        # types the reply as a union of both shapes, with bytes | str inside: it is read as Any.)
+        shaped: Any = reply
+        entries = shaped[0][1] if isinstance(shaped, list) else next(iter(shaped.values()))[0]
         return [RawEvent(entry_id.decode(), fields.get(b"e", b"")) for entry_id, fields in entries]
 
-    def ack_events(self, owner, ids):
+    def ack_events(self, owner: str, ids: list[str]) -> None:
         if ids:
             self.redis.xdel(self._key("events", owner), *ids)
 
@@ -549,33 +594,33 @@ class RedisTransport(Transport):
         seconds, micros = self.redis.time()
         return seconds + micros / 1e6
 
-    def heartbeat(self, info):
+    def heartbeat(self, info: WorkerStatus) -> None:
         now = self._server_time()
         pipe = self.redis.pipeline()
         pipe.hset(self._key("workers"), info["id"], json.dumps(info))
         pipe.zadd(self._key("workers", "seen"), {info["id"]: now})
         pipe.execute()
 
-    def remove_worker(self, worker_id):
+    def remove_worker(self, worker_id: str) -> None:
         pipe = self.redis.pipeline()
         pipe.hdel(self._key("workers"), worker_id)
         pipe.zrem(self._key("workers", "seen"), worker_id)
         pipe.execute()
 
-    def workers(self, max_age=30.0):
+    def workers(self, max_age: float = 30.0) -> list[LiveWorker]:
         now = self._server_time()
-        live = self.redis.zrangebyscore(self._key("workers", "seen"), now - max_age, "+inf", withscores=True)
+        live: list[tuple[bytes, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]  # see the class doc
+            self._key("workers", "seen"), now - max_age, "+inf", withscores=True)
         if not live:
             return []
         bodies = self.redis.hmget(self._key("workers"), [w for w, _ in live])
-        return [{**json.loads(body), "last_heartbeat": seen, "age": now - seen}
-                for (_, seen), body in zip(live, bodies) if body]
+        return [_live_worker(body, seen, now) for (_, seen), body in zip(live, bodies) if body]
 
     @property
     def uses_blobs(self) -> bool:
         return True
 
-    def enqueue_many(self, sends):
+    def enqueue_many(self, sends: list[Send]) -> None:
         # Huey's RedisPriorityQueue.enqueue (a sorted set scored by -priority, each member prefixed
         # with its time in microseconds to keep the order within a priority), in one pipeline.
         pipe = self.redis.pipeline(transaction=False)
@@ -586,10 +631,10 @@ class RedisTransport(Transport):
                 pipe.zadd(key, {prefix + data: -priority})
         pipe.execute()
 
-    def put_blob(self, owner, sha256, data):
+    def put_blob(self, owner: str, sha256: str, data: bytes) -> None:
         self.put_blobs(owner, {sha256: data})
 
-    def put_blobs(self, owner, blobs):
+    def put_blobs(self, owner: str, blobs: dict[str, bytes]) -> None:
         """Documents' copies, sealed with their library's key: only a holder of the secret can read them."""
         pipe = self.redis.pipeline(transaction=False)
         aead = AESGCM(self.library_key(owner))
@@ -599,8 +644,9 @@ class RedisTransport(Transport):
                      ex=self.BLOB_TTL)
         pipe.execute()
 
-    def get_blob(self, owner, sha256):
-        sealed = self.redis.get(self._key("blob", owner, sha256))
+    def get_blob(self, owner: str, sha256: str) -> bytes | None:
+        key = self._key("blob", owner, sha256)
+        sealed: bytes | None = self.redis.get(key)  # type: ignore[assignment]  # see the class doc
         if sealed is None:
             return None
         try:
@@ -609,14 +655,14 @@ class RedisTransport(Transport):
             log.warning("the copy of %s in Redis was not sealed with this library's key; ignored", sha256[:12])
             return None
 
-    def delete_blob(self, owner, sha256):
+    def delete_blob(self, owner: str, sha256: str) -> None:
         self.redis.delete(self._key("blob", owner, sha256))
 
-    def delete_blobs(self, owner, shas):
+    def delete_blobs(self, owner: str, shas: list[str]) -> None:
         if shas:
             self.redis.delete(*(self._key("blob", owner, sha) for sha in shas))
 
-    def missing_blobs(self, owner, shas):
+    def missing_blobs(self, owner: str, shas: list[str]) -> set[str]:
         if not shas:
             return set()
         pipe = self.redis.pipeline(transaction=False)
@@ -624,27 +670,28 @@ class RedisTransport(Transport):
             pipe.exists(self._key("blob", owner, sha))
         return {sha for sha, there in zip(shas, pipe.execute()) if not there}
 
-    def set_paused(self, queue, paused):
+    def set_paused(self, queue: str, paused: bool) -> None:
         self._queue(queue)  # checks the name
         (self.redis.sadd if paused else self.redis.srem)(self._key("paused"), queue)
 
-    def paused_queues(self):
-        return {q.decode() for q in self.redis.smembers(self._key("paused"))}
+    def paused_queues(self) -> set[str]:
+        paused: set[bytes] = self.redis.smembers(self._key("paused"))  # type: ignore[assignment]  # see the class doc
+        return {q.decode() for q in paused}
 
-    def _add_marks(self, owner, kind, names):
+    def _add_marks(self, owner: str, kind: str, names: list[str]) -> None:
         now = time.time()
         self.redis.zadd(self._key(kind, owner), {name: now for name in names})
 
-    def _remove_marks(self, owner, kind, names):
+    def _remove_marks(self, owner: str, kind: str, names: list[str]) -> None:
         self.redis.zrem(self._key(kind, owner), *names)
 
-    def _have_marks(self, owner, wanted):
+    def _have_marks(self, owner: str, wanted: list[tuple[str, str]]) -> list[bool]:
         pipe = self.redis.pipeline(transaction=False)
         for kind, name in wanted:
             pipe.zscore(self._key(kind, owner), name)
         return [score is not None for score in pipe.execute()]
 
-    def start_checks(self, owner, job_id, attempt, priority):
+    def start_checks(self, owner: str, job_id: int, attempt: int, priority: int) -> tuple[set[str], bool, bool]:
         pipe = self.redis.pipeline(transaction=False)  # one round trip
         pipe.smembers(self._key("paused"))
         for kind, name in self._wanted_marks(owner, job_id, attempt, priority):
@@ -652,7 +699,7 @@ class RedisTransport(Transport):
         paused, cancelled, lane, every = pipe.execute()
         return {q.decode() for q in paused}, cancelled is not None, lane is not None or every is not None
 
-    def ping(self):
+    def ping(self) -> None:
         self.redis.ping()
 
     # A sliding window of the last minute's slots, on the server's clock (workers' clocks may differ).
@@ -669,22 +716,24 @@ class RedisTransport(Transport):
     return tostring(tonumber(oldest[2]) + 60 - now)
     """
 
-    def acquire_rate(self, name, per_minute):
+    def acquire_rate(self, name: str, per_minute: int) -> float:
         wait = float(self.redis.eval(self._RATE_SCRIPT, 1, self._key("rate", name), per_minute, secrets.token_hex(8)))
         return max(0.01, wait) if wait > 0 else 0.0
 
-    def maintenance(self, retention_seconds, now=None):
+    def maintenance(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
         now = time.time() if now is None else now
         marks = 0
         for kind in ("cancelled", "superseded"):
             for key in self.redis.scan_iter(match=self._key(kind, "*"), count=100):
                 marks += self.redis.zremrangebyscore(key, 0, now - retention_seconds)
-        stale = [w.decode() for w in self.redis.zrangebyscore(self._key("workers", "seen"), 0, now - STALE_WORKER_SECONDS)]
+        seen: list[bytes] = self.redis.zrangebyscore(  # type: ignore[assignment]  # see the class doc
+            self._key("workers", "seen"), 0, now - STALE_WORKER_SECONDS)
+        stale = [w.decode() for w in seen]
         for worker_id in stale:
             self.remove_worker(worker_id)
         return {"cancel_marks": marks, "workers": len(stale)}
 
-    def close(self):
+    def close(self) -> None:
         super().close()
         self.pool.disconnect()
 
@@ -692,7 +741,14 @@ class RedisTransport(Transport):
         return f"redis {redact_url(self.settings.redis_url)}"
 
 
-def make_transport(settings: Settings, run_job: Callable | None = None, maintain: Callable | None = None) -> Transport:
+def _live_worker(body: str | bytes, seen: float, now: float) -> LiveWorker:
+    """A registry entry as ``workers`` returns it: what the worker registered, and when, on our clock."""
+    registered: WorkerStatus = json.loads(body)
+    return {**registered, "last_heartbeat": seen, "age": now - seen}
+
+
+def make_transport(settings: Settings, run_job: Callable[[ev.JobPayload], None] | None = None,
+                   maintain: Callable[[], None] | None = None) -> Transport:
     """The transport the settings ask for. A worker passes its task functions; an owner only queues."""
     if settings.redis_url:
         return RedisTransport(settings, run_job=run_job, maintain=maintain)

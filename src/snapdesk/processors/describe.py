@@ -30,6 +30,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from openai.types.chat import ChatCompletionMessageParam
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -272,9 +273,9 @@ def describe_llm(image_bytes: bytes, *, base_url: str, api_key: str, model: str,
     offline = describe_offline(image_bytes, name=name, width=width, height=height, exif=exif, text=text)
     url = "data:image/webp;base64," + base64.b64encode(image_bytes).decode("ascii")
     hint = f"File name: {name}." + (f" Text found in it: {' '.join(text.split()[:80])}" if text.strip() else "")
-    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": [{"type": "text", "text": hint},
-                                             {"type": "image_url", "image_url": {"url": url}}]}]
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": [{"type": "text", "text": hint}, {"type": "image_url", "image_url": {"url": url}}]}]
     base = llm._client(base_url, api_key, timeout)
     client: Any = _SchemaClient(base, {"response_format": response_format()})
     tokens, problem = 0, None

@@ -44,6 +44,7 @@ import os
 import re
 import threading
 from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, overload
 
 import cv2
 import numpy as np
@@ -129,7 +130,7 @@ class OcrEngine:
             self._rec = self._session(int8_rec_model() if self.rec_model == "int8" else fp32_rec_model())
         except Exception as exc:  # noqa: BLE001 - a broken install, whatever onnxruntime raises
             raise PermanentError(f"the OCR models could not be loaded ({exc})") from None
-        self._cls = None  # the angle classifier, loaded the first time a page needs it
+        self._cls: Any = None  # the angle classifier (an onnxruntime session), loaded the first time a page needs it
         self._cls_lock = threading.Lock()
         chars = self._rec.get_modelmeta().custom_metadata_map["character"].splitlines()
         self._chars = ["", *chars, " "]  # CTC blank first; the space is the model's last class
@@ -149,7 +150,7 @@ class OcrEngine:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     # ------------------------------------------------------------------ one page
-    def read(self, image: Image.Image, progress=None) -> dict:
+    def read(self, image: Image.Image, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """The text of one page. ``progress(percent)`` is called as its lines are read.
 
         A page lying on its side (most of its lines found run up or down) is turned a quarter
@@ -179,10 +180,11 @@ class OcrEngine:
         result.update(width=width, height=height)
         return result
 
-    def _read(self, gray: np.ndarray, progress, boxes: list[np.ndarray]) -> dict:
+    def _read(self, gray: np.ndarray, progress: Callable[[int], None] | None,
+              boxes: list[np.ndarray]) -> dict[str, Any]:
         if progress:
             progress(20)
-        lines = []
+        lines: list[dict[str, Any]] = []
         step = max(1, len(boxes) // 8)
         for i, box in enumerate(boxes):
             text, score = self._read_line(gray, box)
@@ -319,8 +321,9 @@ def get_engine(threads: int | None = None) -> OcrEngine:
 
 
 # ---------------------------------------------------------------------- documents
-def ocr_document(source: bytes, kind: str, progress, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 engine: OcrEngine | None = None, max_pages: int = decode.DEFAULT_MAX_PAGES) -> dict:
+def ocr_document(source: bytes, kind: str, progress: Callable[[int], None] | None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, engine: OcrEngine | None = None,
+                 max_pages: int = decode.DEFAULT_MAX_PAGES) -> dict[str, Any]:
     """OCR an image or a PDF given as bytes; ``kind`` is "image" or "pdf".
 
     ``progress(percent)`` is called as pages and lines complete; whatever it raises (a
@@ -338,11 +341,11 @@ def ocr_document(source: bytes, kind: str, progress, max_pixels: int = DEFAULT_M
         raise PermanentError(f"SnapDesk cannot read text from a document of type {kind!r}")
     total = None  # the pages to read, known once the first is decoded
 
-    pages = []
+    pages: list[dict[str, Any]] = []
     for number, count, text, image in page_iter:
         pages_total, total = count, min(count, max(1, max_pages))
         base, span = 100 * (number - 1) // max(total, 1), 100 // max(total, 1)
-        if text is not None:
+        if isinstance(image, tuple):  # a PDF page's text layer, and the page's size
             pages.append({"page": number, "text": text, "confidence": 1.0, "lines": [],
                           "width": image[0], "height": image[1], "source": "text-layer"})
         else:
@@ -353,7 +356,7 @@ def ocr_document(source: bytes, kind: str, progress, max_pixels: int = DEFAULT_M
                 progress(100 * number // max(total, 1))
                 continue
             try:
-                page = engine.read(image, lambda p, base=base, span=span: progress(base + span * p // 100))
+                page = engine.read(image, lambda p: progress(base + span * p // 100))  # (called before the next page)
             except MemoryError:
                 raise RetryableError("not enough memory to read the text of this page") from None
             pages.append({"page": number, **page, "source": "ocr"})
@@ -404,18 +407,25 @@ def has_text(image: Image.Image, engine: OcrEngine | None = None) -> bool:
     return engine.has_text(gray)
 
 
-def _pdf_pages(source: bytes, max_pixels: int, max_pages: int = decode.DEFAULT_MAX_PAGES):
+#: (page number, page count, text-layer text or None, (w, h) with a text layer, else the page to read)
+_PageToRead = tuple[int, int, "str | None", "tuple[int, int] | Image.Image"]
+
+
+def _pdf_pages(source: bytes, max_pixels: int, max_pages: int = decode.DEFAULT_MAX_PAGES) -> Iterator[_PageToRead]:
     """(page number, page count, text-layer text or None, (w, h) or the rendered page) for each
     page, one at a time."""
     for page in decode.pages(source, "pdf", mode=decode.GRAY, max_pixels=max_pixels, max_pages=max_pages,
                              dpi=PDF_DPI, text_layer=True):
-        yield page.number, page.count, page.text, page.size if page.text is not None else page.image
+        assert page.text is not None or page.image is not None  # a page without a text layer is rendered
+        yield page.number, page.count, page.text, page.size if page.image is None else page.image
 
 
-def _image_frames(source: bytes, max_pixels: int, max_pages: int = decode.DEFAULT_MAX_PAGES):
+def _image_frames(source: bytes, max_pixels: int, max_pages: int = decode.DEFAULT_MAX_PAGES
+                  ) -> Iterator[_PageToRead]:
     """Every page of an image file (a multi-page TIFF has several), upright and in 8-bit grey, one
     at a time, as (n, page count, None, image)."""
     for page in decode.pages(source, "image", mode=decode.GRAY, max_pixels=max_pixels, max_pages=max_pages):
+        assert page.image is not None  # an image's pages are always decoded
         yield page.number, page.count, None, page.image
 
 
@@ -431,7 +441,7 @@ def _detection_scale(gray: np.ndarray, letter: float | None = None) -> float:
     would then be smaller than DET_MIN_LETTER px (small print, screenshots), where close lines merge;
     never enlarged, and never more than DET_MAX_PIXELS."""
     height, width = gray.shape
-    scale = min(1.0, DET_LIMIT / max(height, width))
+    scale: float = min(1.0, DET_LIMIT / max(height, width))
     letter = letter or _letter_height(gray)
     if letter and letter * scale < DET_MIN_LETTER:
         scale = min(1.0, DET_MIN_LETTER / letter, (DET_MAX_PIXELS / (height * width)) ** 0.5)
@@ -527,8 +537,14 @@ def _clockwise(pts: np.ndarray) -> np.ndarray:
     return np.array([tl, tr, br, bl], dtype=np.float32)
 
 
+@overload
+def _warp_line(gray: np.ndarray, box: np.ndarray, height: int = ..., squeeze: float | None = ...,
+               with_pitch: Literal[False] = ...) -> np.ndarray: ...
+@overload
+def _warp_line(gray: np.ndarray, box: np.ndarray, height: int = ..., squeeze: float | None = ..., *,
+               with_pitch: Literal[True]) -> tuple[np.ndarray, float | None]: ...
 def _warp_line(gray: np.ndarray, box: np.ndarray, height: int = REC_HEIGHT, squeeze: float | None = None,
-               with_pitch: bool = False):
+               with_pitch: bool = False) -> np.ndarray | tuple[np.ndarray, float | None]:
     """The line inside ``box``, straightened, scaled to the recogniser's height and squeezed.
 
     With ``squeeze`` None the squeeze is chosen per line from its letter pitch, so that every
@@ -541,7 +557,7 @@ def _warp_line(gray: np.ndarray, box: np.ndarray, height: int = REC_HEIGHT, sque
     if box_h >= 1.5 * box_w:  # a vertical line of text: read it turned a quarter
         box = np.roll(box, -1, axis=0)
         box_w, box_h = box_h, box_w
-    width = max(8, int(round(box_w * height / max(box_h, 1))))
+    width = max(8, int(round(box_w * height / max(float(box_h), 1.0))))
     dst = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(box.astype(np.float32), dst)
     line = cv2.warpPerspective(gray, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
@@ -579,7 +595,7 @@ def _letter_pitch(line: np.ndarray) -> float | None:
     letters = np.maximum(1, np.round(width / (median * 1.15))).sum()
     right = np.maximum.accumulate(left + width)
     spaces = (left[1:] - right[:-1] > 0.35 * median).sum()
-    return float(right[-1] - left[0]) / (letters + spaces)
+    return float(right[-1] - left[0]) / float(letters + spaces)
 
 
 def _split_line(line: np.ndarray, pitch: float | None, longest: int | None = None) -> list[np.ndarray]:
@@ -644,7 +660,7 @@ def _two_kinds(values: np.ndarray) -> float:
     return threshold
 
 
-def _reading_order(lines: list[dict]) -> list[dict]:
+def _reading_order(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Lines in reading order; each gets a "row" index (lines of one row share it).
 
     Rows are found in the page's own slant (the median angle of the long lines), so a page
@@ -666,7 +682,7 @@ def _reading_order(lines: list[dict]) -> list[dict]:
         ys = -pts[:, 0] * sin + pts[:, 1] * cos  # coordinates turned back by the page's slant
         xs = pts[:, 0] * cos + pts[:, 1] * sin
         ln["_top"], ln["_bottom"], ln["_left"], ln["_right"] = ys.min(), ys.max(), xs.min(), xs.max()
-    rows: list[list[dict]] = []
+    rows: list[list[dict[str, Any]]] = []
     for ln in sorted(lines, key=lambda ln: (ln["_top"] + ln["_bottom"]) / 2):
         for row in reversed(rows[-3:]):
             top = np.median([r["_top"] for r in row])
@@ -687,7 +703,7 @@ def _reading_order(lines: list[dict]) -> list[dict]:
     return ordered
 
 
-def _columns(rows: list[list[dict]], height: float) -> list[list[dict]]:
+def _columns(rows: list[list[dict[str, Any]]], height: float) -> list[list[dict[str, Any]]]:
     """Rows (each sorted left to right) rearranged so that columns of text are read one after the other.
 
     A gutter is an upright strip, at least COLUMN_GUTTER line heights wide, that no line of
@@ -722,13 +738,13 @@ def _columns(rows: list[list[dict]], height: float) -> list[list[dict]]:
         return rows
     _, x, start, end = best
     block = rows[start:end]
-    left = [[ln for ln in row if ln["_right"] <= x] for row in block]
-    right = [[ln for ln in row if ln["_left"] >= x] for row in block]
-    return (_columns(rows[:start], height) + _columns([r for r in left if r], height)
-            + _columns([r for r in right if r], height) + _columns(rows[end:], height))
+    left_rows = [[ln for ln in row if ln["_right"] <= x] for row in block]
+    right_rows = [[ln for ln in row if ln["_left"] >= x] for row in block]
+    return (_columns(rows[:start], height) + _columns([r for r in left_rows if r], height)
+            + _columns([r for r in right_rows if r], height) + _columns(rows[end:], height))
 
 
-def _text_column(lines: list[dict], height: float, aligned: bool = False) -> bool:
+def _text_column(lines: list[dict[str, Any]], height: float, aligned: bool = False) -> bool:
     """Whether lines look like a column of running text: long, and (``aligned``) starting at one x."""
     if len(lines) < COLUMN_MIN_ROWS:
         return False
@@ -741,9 +757,11 @@ def _text_column(lines: list[dict], height: float, aligned: bool = False) -> boo
     return True
 
 
-def _join_rows(lines: list[dict]) -> str:
+def _join_rows(lines: list[dict[str, Any]]) -> str:
     """One text line per row; boxes on a row joined by spaces in proportion to the gap between them."""
-    out, row, prev = [], None, None
+    out: list[str] = []
+    row: int | None = None
+    prev: dict[str, Any] = {}  # the line before (the first line starts a row, so it is set by then)
     for ln in lines:
         if ln["row"] != row:
             out.append(ln["text"])

@@ -1,5 +1,8 @@
 """The first schema: upload sessions, documents, jobs, their history and artifacts."""
 
+import peewee
+from playhouse.migrate import SchemaMigrator
+
 STATEMENTS = [
     """CREATE TABLE meta (
         key TEXT NOT NULL PRIMARY KEY,
@@ -72,6 +75,6 @@ STATEMENTS = [
 ]
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: peewee.Database) -> None:
     for statement in STATEMENTS:
         db.execute_sql(statement)

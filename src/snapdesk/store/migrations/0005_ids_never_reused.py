@@ -11,12 +11,15 @@ matching their job), or deferred (their result files could not be written yet; r
 
 import re
 
+import peewee
+from playhouse.migrate import SchemaMigrator
+
 atomic = False  # PRAGMA foreign_keys cannot change inside a transaction
 
 TABLES = ("upload_session", "document", "job")
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: peewee.Database) -> None:
     db.execute_sql("PRAGMA foreign_keys = OFF")
     try:
         with db.atomic():

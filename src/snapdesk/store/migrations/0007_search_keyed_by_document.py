@@ -1,8 +1,11 @@
 """The search index keyed by document: its rowid is the document's id, so replacing or removing a
 document's row is an indexed operation (a column marked UNINDEXED is scanned row by row)."""
 
+import peewee
+from playhouse.migrate import SchemaMigrator
 
-def up(migrator, db):
+
+def up(migrator: SchemaMigrator, db: peewee.Database) -> None:
     columns = [row[1] for row in db.execute_sql("PRAGMA table_info(search_index)").fetchall()]
     kept = [c for c in columns if c != "document_id"]
     if len(kept) == len(columns):

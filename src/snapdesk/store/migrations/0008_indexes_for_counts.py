@@ -10,6 +10,9 @@ are one indexed read however large the library grows.
 Also indexes for the owner's regular queries: a session's jobs by state (is it finished?) and the
 documents whose copies are in Redis."""
 
+import peewee
+from playhouse.migrate import SchemaMigrator
+
 STATUS_OF = """(SELECT CASE
     WHEN COUNT(*) = 0 THEN 'complete'
     WHEN SUM(state = 'failed') > 0 THEN 'failed'
@@ -24,7 +27,7 @@ def _count(session: str, status: str, delta: int) -> str:
             f"ON CONFLICT (session_id, status) DO UPDATE SET n = n + ({delta});")
 
 
-def up(migrator, db):
+def up(migrator: SchemaMigrator, db: peewee.Database) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS job_session_state ON job (session_id, state)")
     db.execute_sql("CREATE INDEX IF NOT EXISTS document_blob_in_flight ON document (blob_in_flight) "
                    "WHERE blob_in_flight")
