@@ -102,6 +102,7 @@ class Library:
         #: Whether the last read of the event log found all there was: only then are leases judged.
         self.caught_up = False
         self._unacked: list[str] = []  # applied, but not yet deleted from the log (it was unreachable)
+        self._unreleased: list[str] = []  # document copies to delete from Redis, likewise
 
     def close(self, stop_local_workers: bool = False) -> None:
         """Close the library. The window stops the local worker it started (which drains by itself);
@@ -275,17 +276,21 @@ class Library:
             sends.append((job, {**self._payload(job, doc), **extra}))
         if not sends:
             return 0
-        self._upload_blobs(uploads)
+        blobs = self._read_blobs(uploads)
         with db.atomic():
             for i in range(0, len(sends), 500):
                 Job.update(state=QUEUED, queued_at=now).where(
                     Job.id.in_([job.id for job, _ in sends[i:i + 500]]), Job.state == PENDING).execute()
         later = [(job, payload) for job, payload in sends if job.not_before and job.not_before > now]
         at_once = [(job, payload) for job, payload in sends if not (job.not_before and job.not_before > now)]
+        if blobs and not at_once:
+            self.transport.put_blobs(self.owner, blobs)
         for n in range(0, len(at_once), self.SEND_BATCH):
+            # The copies go with the first chunk, in the same round trip, ahead of its tasks.
             self._send(at_once[n:n + self.SEND_BATCH], at_once[n + self.SEND_BATCH:],
                        lambda chunk: self.transport.enqueue_many(
-                           [(JOB_TYPES[job.type].queue, payload, job.priority) for job, payload in chunk]))
+                           [(JOB_TYPES[job.type].queue, payload, job.priority) for job, payload in chunk],
+                           blobs=blobs if n == 0 else None, owner=self.owner))
         for n, (job, payload) in enumerate(later):
             delay = job.not_before - now if job.not_before else 0.0  # (``later`` holds the jobs with one)
             self._send([(job, payload)], later[n + 1:], lambda chunk: self.transport.enqueue(
@@ -312,9 +317,11 @@ class Library:
                         query.where(Job.id.in_(ids[i:i + 500]), Job.state == QUEUED).execute()
             raise
 
-    def _upload_blobs(self, uploads: dict[str, list[Document]]) -> None:
-        """Put documents' copies into Redis for remote workers, in one round trip. A file that is
-        gone or changed since import is left out: the worker reports that."""
+    def _read_blobs(self, uploads: dict[str, list[Document]]) -> dict[str, bytes]:
+        """The documents' copies to put into Redis for remote workers (they go with the tasks), their
+        documents marked in flight. A file that is gone or changed since import is left out: the
+        worker reports that. Should the send fail, the next dispatch finds the copies missing and
+        puts them back."""
         blobs: dict[str, bytes] = {}
         for sha, docs in uploads.items():
             try:
@@ -324,14 +331,14 @@ class Library:
             if hashlib.sha256(data).hexdigest() == sha:
                 blobs[sha] = data
         if not blobs:
-            return
-        self.transport.put_blobs(self.owner, blobs)
+            return blobs
         ids = [doc.id for sha in blobs for doc in uploads[sha]]
         for i in range(0, len(ids), 500):
             Document.update(blob_in_flight=True).where(Document.id.in_(ids[i:i + 500])).execute()
         for sha in blobs:
             for doc in uploads[sha]:
                 doc.blob_in_flight = True
+        return blobs
 
     def prioritise(self, doc_ids: Iterable[int]) -> list[int]:
         """What a person opened goes to the front of the line: the documents' batch jobs still
@@ -398,26 +405,26 @@ class Library:
             if waiting is not None:
                 self._skip(waiting, f"skipped: the {job_type} job {state}")
 
-    def _release_blobs(self) -> int:
-        """Drop the Redis copies of documents none of whose jobs still need them."""
+    def _release_blobs(self) -> list[str]:
+        """The documents none of whose jobs still need their Redis copies are marked so; the content
+        hashes whose copies may go (no other document in flight shares them)."""
         if not self.transport.uses_blobs:
-            return 0
+            return []
         unfinished = Job.select(Job.document).where(Job.state.in_(UNFINISHED))
         done = list(tuples(Document.select(Document.id, Document.sha256).where(
             Document.blob_in_flight == True, Document.id.not_in(unfinished))))  # noqa: E712
         if not done:
-            return 0
+            return []
         shas = sorted({sha for _, sha in done})
         still_needed: set[str] = set()  # the same content, in flight for another document whose jobs are not done
         for i in range(0, len(shas), 500):
             still_needed.update(sha for (sha,) in tuples(Document.select(Document.sha256).where(
                 Document.blob_in_flight == True, Document.sha256.in_(shas[i:i + 500]),  # noqa: E712
                 Document.id.in_(unfinished))))
-        self.transport.delete_blobs(self.owner, [sha for sha in shas if sha not in still_needed])
         ids = sorted(doc_id for doc_id, _ in done)
         for i in range(0, len(ids), 500):
             Document.update(blob_in_flight=False).where(Document.id.in_(ids[i:i + 500])).execute()
-        return len(done)
+        return [sha for sha in shas if sha not in still_needed]
 
     def _payload(self, job: Job, doc: Document) -> ev.JobPayload:
         """The task of a job's current attempt (a job that comes after others adds what ``_input_of``
@@ -446,9 +453,9 @@ class Library:
         entries are deleted once the batch is committed."""
         if self.read_only:
             return 0  # the owner applies them
-        if self._unacked:
-            self.transport.ack_events(self.owner, self._unacked)
-            self._unacked = []
+        if self._unacked or self._unreleased:
+            self.transport.finish_batch(self.owner, self._unacked, self._unreleased)
+            self._unacked, self._unreleased = [], []
         entries = self.transport.read_events(self.owner, block_ms=block_ms, count=self.EVENT_BATCH)
         self.caught_up = len(entries) < self.EVENT_BATCH
         if not entries:
@@ -464,10 +471,13 @@ class Library:
                 except ev.BadEvent as exc:
                     self._hold(SET_ASIDE, str(exc), exc.body, None)
             self._apply_events(events, now, hold=True)
-        self._unacked = [entry.id for entry in entries]
-        self.transport.ack_events(self.owner, self._unacked)
-        self._unacked = []
-        if self._release_blobs() or self._unblocked:
+            released = self._release_blobs()
+        # One round trip: the log entries, and the copies of documents now done (sent again with
+        # the next batch should this fail: the transport is down).
+        self._unacked, self._unreleased = [entry.id for entry in entries], self._unreleased + released
+        self.transport.finish_batch(self.owner, self._unacked, self._unreleased)
+        self._unacked, self._unreleased = [], []
+        if released or self._unblocked:
             self.dispatch()
         return len(entries)
 

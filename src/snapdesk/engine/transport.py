@@ -234,10 +234,13 @@ class Transport:
         else:
             huey.enqueue(task.s(payload, priority=priority))
 
-    def enqueue_many(self, sends: list[Send]) -> None:
+    def enqueue_many(self, sends: list[Send], blobs: dict[str, bytes] | None = None, owner: str = "") -> None:
         """Put jobs on their queues to run now, ``(queue, payload, priority)`` each, in as few round
-        trips as the storage allows (one transaction, one pipeline). Should it fail, any of them may
-        have been queued, or none."""
+        trips as the storage allows (one transaction, one pipeline), after the document copies they
+        need (``blobs``, of ``owner``'s library; Redis only). Should it fail, any of them may have
+        been queued, or none."""
+        if blobs:
+            self.put_blobs(owner, blobs)
         for queue, payload, priority in sends:
             self.enqueue(queue, payload, priority=priority)
 
@@ -354,6 +357,12 @@ class Transport:
     def ack_events(self, owner: str, ids: list[str]) -> None:
         """Delete applied (or set aside) entries from the log."""
         raise NotImplementedError
+
+    def finish_batch(self, owner: str, ids: list[str], release_blobs: list[str]) -> None:
+        """After a batch is applied: delete its entries from the log, and the document copies no job
+        needs any more, in one round trip where the storage allows."""
+        self.ack_events(owner, ids)
+        self.delete_blobs(owner, release_blobs)
 
     # -- workers -----------------------------------------------------------------------
     def heartbeat(self, info: WorkerStatus) -> None:
@@ -520,8 +529,9 @@ class EmbeddedTransport(Transport):
         workers = conn.execute("DELETE FROM worker WHERE seen < ?", (now - STALE_WORKER_SECONDS,)).rowcount
         return {"cancel_marks": marks, "workers": workers}
 
-    def enqueue_many(self, sends: list[Send]) -> None:
-        # Huey's SqliteStorage.enqueue, one transaction a queue instead of one a task.
+    def enqueue_many(self, sends: list[Send], blobs: dict[str, bytes] | None = None, owner: str = "") -> None:
+        # Huey's SqliteStorage.enqueue, one transaction a queue instead of one a task. (No blobs:
+        # workers read the documents' files.)
         for queue, messages in self._messages(sends).items():
             storage = self.huey(queue).storage
             with storage.db(commit=True) as cursor:
@@ -588,6 +598,14 @@ class RedisTransport(Transport):
         if ids:
             self.redis.xdel(self._key("events", owner), *ids)
 
+    def finish_batch(self, owner: str, ids: list[str], release_blobs: list[str]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        if ids:
+            pipe.xdel(self._key("events", owner), *ids)
+        if release_blobs:
+            pipe.delete(*(self._key("blob", owner, sha) for sha in release_blobs))
+        pipe.execute()
+
     def _server_time(self) -> float:
         """The Redis server's clock: workers' registry entries are stamped and judged on it, so a
         worker whose own clock is off is neither dead nor immortal."""
@@ -620,10 +638,12 @@ class RedisTransport(Transport):
     def uses_blobs(self) -> bool:
         return True
 
-    def enqueue_many(self, sends: list[Send]) -> None:
+    def enqueue_many(self, sends: list[Send], blobs: dict[str, bytes] | None = None, owner: str = "") -> None:
         # Huey's RedisPriorityQueue.enqueue (a sorted set scored by -priority, each member prefixed
-        # with its time in microseconds to keep the order within a priority), in one pipeline.
+        # with its time in microseconds to keep the order within a priority), in one pipeline, after
+        # the document copies the tasks need.
         pipe = self.redis.pipeline(transaction=False)
+        self._put_blobs(pipe, owner, blobs or {})
         for queue, messages in self._messages(sends).items():
             key = self.huey(queue).storage.queue_key
             for n, (data, priority) in enumerate(messages):
@@ -635,14 +655,18 @@ class RedisTransport(Transport):
         self.put_blobs(owner, {sha256: data})
 
     def put_blobs(self, owner: str, blobs: dict[str, bytes]) -> None:
-        """Documents' copies, sealed with their library's key: only a holder of the secret can read them."""
         pipe = self.redis.pipeline(transaction=False)
-        aead = AESGCM(self.library_key(owner))
+        self._put_blobs(pipe, owner, blobs)
+        pipe.execute()
+
+    def _put_blobs(self, pipe: Any, owner: str, blobs: dict[str, bytes]) -> None:
+        """Documents' copies, sealed with their library's key: only a holder of the secret can read them."""
+        aead = AESGCM(self.library_key(owner)) if blobs else None
         for sha256, data in blobs.items():
             nonce = os.urandom(12)
+            assert aead is not None
             pipe.set(self._key("blob", owner, sha256), nonce + aead.encrypt(nonce, data, f"blob:{sha256}".encode()),
                      ex=self.BLOB_TTL)
-        pipe.execute()
 
     def get_blob(self, owner: str, sha256: str) -> bytes | None:
         key = self._key("blob", owner, sha256)
