@@ -107,7 +107,13 @@ def test_pictures_get_descriptions_and_vectors_and_are_found_by_meaning(settings
 
         hits = meaning.search(library, "yellow square", limit=3, text_first=False)
         assert Path(hits[0]["path"]).name == "yellow-square.jpg" and hits[0]["match"] == "meaning"
-        assert hits[0]["score"] > hits[1]["score"]
+        scores = [h["score"] for h in hits]
+        assert scores == sorted(scores, reverse=True) and all(score > 0 for score in scores)
+        # A picture nothing in the query speaks of is no hit (it scores 0 or less with these vectors).
+        assert "purple-circle.jpg" not in {Path(h["path"]).name for h in hits}
+        near = meaning.search(library, "yellow square on a green background", limit=5, text_first=False)
+        assert Path(near[0]["path"]).name == "yellow-square.jpg" and len(near) > 1
+        assert near[0]["score"] > near[1]["score"] > 0
         # Full-text first, then meaning: "bakery" is in the receipt's text.
         combined = meaning.search(library, "bakery", limit=5)
         assert Path(combined[0]["path"]).name == "receipt.png" and combined[0]["match"] == "text"

@@ -57,7 +57,7 @@ def test_descriptions_tags_colours_and_search_by_meaning_in_the_window(open_wind
 
     # The Meaning toggle: the words' hits first, then by meaning, ranked, with their scores.
     window.meaning.toggle.setChecked(True)
-    window.search.setText("yellow square")
+    window.search.setText("yellow square on a green background")
     items = window.meaning.list
     qtbot.waitUntil(lambda: window.meaning.panel.isVisible() and items.count() > 1
                     and "yellow" in window.meaning.heading.text(), timeout=WAIT)

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 INPUTS = ("describe", "embed")
 #: At most this much OCR text goes with a picture to describe (the model sees the picture itself).
 DESCRIBE_TEXT_LIMIT = 2000
+#: A document is a hit by meaning only when it scores above this: at 0 or below its meaning is
+#: unrelated to (or the opposite of) what was asked, and listing it would only be noise.
+MIN_SCORE = 0.0
 EXACT_LIMIT = 20_000
 CANDIDATES = 2000
 
@@ -308,7 +311,8 @@ def _hits(pairs: list[tuple[str, float]], limit: int, session_id: int | None,
     query = Document.select().where(Document.sha256.in_(list(score_of)))
     if session_id is not None:
         query = query.where(Document.session == session_id)
-    docs = sorted((d for d in query if d.id not in exclude), key=lambda d: (-score_of[d.sha256], d.id))[:limit]
+    docs = sorted((d for d in query if d.id not in exclude and score_of[d.sha256] > MIN_SCORE),
+                  key=lambda d: (-score_of[d.sha256], d.id))[:limit]
     titles = _titles([d.id for d in docs])
     return [{"document_id": d.id, "session_id": d.session_id, "path": d.path, "title": titles.get(d.id),
              "snippet": "", "score": round(score_of[d.sha256], 4), "match": "meaning"} for d in docs]
