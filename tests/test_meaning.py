@@ -188,7 +188,7 @@ def test_the_command_line_searches_by_meaning_and_likeness(cli_env, chat, tmp_pa
 
     offline = {**cli_env, "SNAPDESK_JOBS": "thumbnail,describe,embed"}
     refused = snapdesk("search", "--meaning", "red", env=offline)
-    assert refused.returncode == 1 and "no embeddings endpoint is set" in refused.stderr
+    assert refused.returncode == 2 and "no embeddings endpoint is set" in refused.stderr  # a setting is missing
 
 
 def test_vectors_are_quantised_small_and_found_exactly_or_by_their_sign_bits(tmp_path):

@@ -505,7 +505,8 @@ def cmd_search(library: Library, args) -> int:
             results = meaning.search(library, query, limit=args.limit, session_id=args.session)
         except meaning.MeaningError as exc:
             print(f"snapdesk: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            # Off for want of a setting is a configuration error; an endpoint that fails, a failure.
+            return EXIT_USAGE if library.settings.embeddings_missing else EXIT_FAILED
     else:
         results = library.search(query, limit=args.limit, session_id=args.session)
     if args.json:
@@ -530,7 +531,7 @@ def cmd_similar(library: Library, args) -> int:
         results = meaning.similar(library, args.document, limit=args.limit, session_id=args.session)
     except meaning.MeaningError as exc:
         print(f"snapdesk: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE if library.settings.embeddings_missing else EXIT_FAILED
     if args.json:
         _dump({"document_id": args.document, "results": results})
     elif not results:
