@@ -233,13 +233,15 @@ class DescriptionSection(QFrame):
         for tag in (result.get("tags") or [])[:12]:
             button = QPushButton(tag)
             button.setObjectName("tag")
-            button.setFlat(True)
+            # A chip as wide as its word (a style sheet drops the style's minimum button width).
+            button.setStyleSheet("QPushButton { padding: 1px 8px; border: 1px solid palette(mid); border-radius: 9px; }"
+                                 "QPushButton:hover { background: palette(midlight); }")
             button.setCursor(Qt.CursorShape.PointingHandCursor)
             button.setToolTip(f"Show the documents found by “{tag}”")
             button.setAccessibleName(f"Search for {tag}")
             button.clicked.connect(lambda _=False, t=tag: on_tag(t))
             self.tag_buttons.append(button)
-        rows = [self.tag_buttons[i:i + 4] for i in range(0, len(self.tag_buttons), 4)]
+        rows = [self.tag_buttons[i:i + 3] for i in range(0, len(self.tag_buttons), 3)]  # fits the narrowest panel
         for row in rows:
             line = QHBoxLayout()
             line.setSpacing(4)
