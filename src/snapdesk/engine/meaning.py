@@ -2,8 +2,9 @@
 vector table, and search by meaning and by likeness.
 
 The library calls in here at a few points (``Library._input_of``, the job-complete branch of
-``Library.apply``, ``Library._index`` and ``Library.remove_session``); everything else about
-describe and embed lives in this module, the processors, and the job types in ``jobs.py``.
+``projection.Projection.apply``, ``projection.reindex_documents`` and ``Library.remove_session``);
+everything else about describe and embed lives in this module, the processors, and the job types
+in ``jobs.py``.
 
 - **describe** runs after the thumbnail (and the OCR, when the document has one). Its input travels
   in its payload, so a worker on another machine needs nothing of the owner's: the 600 px WebP
