@@ -71,7 +71,8 @@ def test_documents_get_the_enabled_jobs_whose_input_job_is_enabled_too():
     assert names(job_types_for("image", {"thumbnail", "ocr", "summary"})) == ["thumbnail", "ocr", "summary"]
     assert names(job_types_for("pdf", {"thumbnail", "summary"})) == ["thumbnail"]  # no OCR, no text to summarise
     assert names(job_types_for("image", {"ocr", "summary"})) == ["ocr", "summary"]
-    assert names(job_types_for("video")) == []
+    assert names(job_types_for("video")) == ["thumbnail", "describe", "embed"]  # a poster frame: no OCR
+    assert names(job_types_for("audio")) == []  # a kind no job type takes
 
 
 def test_a_summary_comes_after_the_ocr_of_the_same_document():

@@ -13,7 +13,9 @@ from ..config import Settings
 #: What each job type does, as a person would say it.
 JOB_WORDS = {"thumbnail": "makes a thumbnail", "ocr": "reads its text", "summary": "writes a short summary",
              "describe": "describes what a picture shows", "embed": "files it by meaning"}
-KINDS_TEXT = "Photos and scans (JPEG, PNG, WebP, GIF, BMP, TIFF) and PDF files, or whole folders of them."
+KINDS_TEXT = ("Photos and scans (JPEG, PNG, HEIC, AVIF, WebP, GIF, TIFF, BMP, JPEG 2000, PSD), camera RAW "
+              "(DNG, CR2, CR3, NEF, ARW, ORF, RW2, RAF), videos (MP4, MOV, M4V, MKV, WebM, AVI) and PDF files, "
+              "or whole folders of them.")
 
 
 def what_happens(settings: Settings) -> str:

@@ -20,7 +20,16 @@ the same sentence. It
   PDFium are translated; a bug in SnapDesk's own code still surfaces as one.
 
 Animated formats (GIF, APNG, WebP, MPO) are pictures, not page sets: their first frame is the
-image. TIFF pages are the document's pages.
+image, and ``Page.info["frames"]`` says how many frames the animation has. TIFF pages are the
+document's pages. A PSD gives its composite, an ICO its largest icon, JPEG 2000 its full size.
+
+HEIC/HEIF stills are read through pillow-heif's Pillow opener (registered, lazily, the first time
+a file in an ISO media container comes: its 10-bit and HDR pictures are handed out as 8-bit, its
+rotation already applied); AVIF through Pillow's own AVIF plugin. Both then go the way of any
+image. Two kinds are not Pillow's: ``"raw"`` (camera RAW, ``processors/raw.py``, rawpy) and
+``"video"`` (``processors/video.py``, PyAV: the poster frame is the one page; ``Page.info``
+carries the duration, codec and frame rate). pillow-heif, rawpy and PyAV are each imported only
+when a file that needs them comes, so a worker that never meets one never loads them.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +59,16 @@ DEFAULT_MAX_PIXELS = 180_000_000
 DEFAULT_MAX_PAGES = 200
 #: Formats whose frames are a document's pages (the others' extra frames are an animation).
 PAGED_FORMATS = {"TIFF"}
+#: Formats decoded by a library that reports damaged data as RuntimeError.
+LIBRARY_DECODED = {"AVIF", "HEIF"}
+#: Formats whose extra frames are an animation (the frame count is reported).
+ANIMATED_FORMATS = {"GIF", "WEBP", "PNG", "AVIF"}
 
 # SnapDesk checks the pixel count itself, per page and before anything is decoded, and fails such
 # files with a clear message; Pillow's own global check would only warn first.
 Image.MAX_IMAGE_PIXELS = None
 
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
               5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
               8: Image.Transpose.ROTATE_90}
 ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
@@ -76,13 +89,15 @@ class Page:
     image: Image.Image | None
     text: str | None = None
     format: str | None = None  # "JPEG", "TIFF", "PDF" ...
+    #: What else the decoder learnt: "frames" of an animation; a video's "duration", "codec", "fps".
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def pages(source: Source, kind: str = "image", *, mode: str = RGB,
           max_pixels: int = DEFAULT_MAX_PIXELS, max_pages: int = DEFAULT_MAX_PAGES,
           draft: int | None = None, dpi: int = 200, width: int | None = None,
           text_layer: bool = False) -> Iterator[Page]:
-    """The pages of a document (``kind`` "image" or "pdf"), one at a time, in ``mode`` (RGB or GRAY).
+    """The pages of a document (``kind`` "image", "pdf", "raw" or "video"), one at a time, in ``mode`` (RGB or GRAY).
 
     ``draft``: the width the caller needs at most (as displayed, aspect kept); a JPEG is then
     decoded at the smallest 1/2, 1/4 or 1/8 scale that still covers it (and, for GRAY, straight
@@ -96,6 +111,10 @@ def pages(source: Source, kind: str = "image", *, mode: str = RGB,
         return _pdf_pages(source, mode, max_pixels, max_pages, dpi, width, text_layer)
     if kind == "image":
         return _image_pages(source, mode, max_pixels, max_pages, draft)
+    if kind == "raw":
+        return _raw_pages(source, mode, max_pixels)
+    if kind == "video":
+        return _video_pages(source, mode, max_pixels)
     raise PermanentError(f"SnapDesk cannot read a document of type {kind!r}")
 
 
@@ -117,7 +136,65 @@ def _pdf_pages(source: Source, mode: str, max_pixels: int, max_pages: int, dpi: 
         yield Page(index + 1, count, size, None if image is None else convert(image, mode), text, "PDF")
 
 
+# ---------------------------------------------------------------------- RAW and video
+def _raw_pages(source: Source, mode: str, max_pixels: int) -> Iterator[Page]:
+    from . import raw
+
+    data = _read(source)
+    if not data:
+        raise PermanentError("the file is empty")
+    picture = raw.decode(data, max_pixels=max_pixels)
+    yield Page(1, 1, picture.size, convert(picture.image, mode), None, "RAW", {"picture": picture.source})
+
+
+def _video_pages(source: Source, mode: str, max_pixels: int) -> Iterator[Page]:
+    from . import video
+
+    data = _read(source)
+    if not data:
+        raise PermanentError("the file is empty")
+    poster = video.poster(data, max_pixels=max_pixels)
+    yield Page(1, 1, poster.size, convert(poster.image, mode), None, "VIDEO", dict(poster.info))
+
+
 # ---------------------------------------------------------------------- images
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"mif2", b"miaf")
+_heif_registered = False
+
+
+def _register_heif(data: bytes) -> bool:
+    """Whether ``data`` is a HEIF file (HEIC and the like); pillow-heif's opener is registered with
+    Pillow the first time one comes."""
+    global _heif_registered
+    # The major brand says HEIF; an AVIF (whose brands may also say "mif1") is Pillow's own plugin's.
+    if data[4:8] != b"ftyp" or data[8:12] not in _HEIF_BRANDS or b"avi" in data[8:64]:
+        return False
+    if not _heif_registered:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        _heif_registered = True
+    return True
+
+
+def _heif_failure(data: bytes) -> PermanentError:
+    """Why libheif cannot open a HEIF file, as the sentence a person reads."""
+    import pillow_heif
+
+    try:
+        pillow_heif.open_heif(io.BytesIO(data)).to_pillow()
+    except (RuntimeError, *DECODER_ERRORS) as exc:
+        return heif_damaged(exc)
+    return PermanentError("not an image, or an image format SnapDesk cannot read")
+
+
+def heif_damaged(exc: BaseException) -> PermanentError:
+    """libheif's complaint ("Invalid input: Unexpected end of file: ...") as one sentence."""
+    reason = re.sub(r"\s*\(([^()]*)\)", r", \1", str(exc)).removeprefix("Invalid input: ").strip(" .,\n")
+    return PermanentError(f"the HEIC/HEIF image is damaged or truncated ({reason})" if reason else
+                          "the HEIC/HEIF image is damaged or truncated")
+
+
 def _read(source: Source) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
@@ -137,13 +214,20 @@ def _image_pages(source: Source, mode: str, max_pixels: int, max_pages: int, dra
     data = _read(source)
     if not data:
         raise PermanentError("the file is empty")
-    with _decoding(None, 1):
-        img = Image.open(io.BytesIO(data))
+    heif = _register_heif(data)
+    try:
+        with _decoding(None, 1, opening=True):
+            img = Image.open(io.BytesIO(data))
+    except PermanentError:
+        if heif:  # Pillow only says it found no opener: libheif says what is wrong
+            raise _heif_failure(data) from None
+        raise
     # The file is in memory (BytesIO): nothing to close but the frames Pillow keeps, and a
     # single-frame image is handed out as decoded, without a copy.
     fmt = img.format
     with _decoding(fmt, 1):
         count = getattr(img, "n_frames", 1) if fmt in PAGED_FORMATS else 1
+        frames = getattr(img, "n_frames", 1) if fmt in ANIMATED_FORMATS else 1
     try:
         for number in range(1, min(count, max(1, max_pages)) + 1):
             with _decoding(fmt, number):
@@ -166,10 +250,10 @@ def _image_pages(source: Source, mode: str, max_pixels: int, max_pages: int, dra
                               (need[1], need[0]) if orientation in ROTATED else need)
                 img.load()
                 frame = img.copy() if count > 1 else img  # the next seek replaces the pixels of img
-                if orientation in _TRANSPOSE:
-                    frame = frame.transpose(_TRANSPOSE[orientation])
+                if orientation in TRANSPOSE:
+                    frame = frame.transpose(TRANSPOSE[orientation])
                 frame = convert(frame, mode)
-            yield Page(number, count, size, frame, None, fmt)
+            yield Page(number, count, size, frame, None, fmt, {"frames": frames} if frames > 1 else {})
     finally:
         if count > 1:
             img.close()
@@ -186,8 +270,9 @@ def orientation_of(img: Image.Image) -> int:
 
 
 @contextmanager
-def _decoding(fmt: str | None, number: int) -> Iterator[None]:
-    """Pillow's complaints while decoding page ``number`` of a ``fmt`` file, as PermanentError."""
+def _decoding(fmt: str | None, number: int, opening: bool = False) -> Iterator[None]:
+    """Pillow's complaints while decoding page ``number`` of a ``fmt`` file (``opening``: while
+    Pillow's openers read its header), as PermanentError."""
     try:
         yield
     except (PermanentError, RetryableError):
@@ -200,6 +285,10 @@ def _decoding(fmt: str | None, number: int) -> Iterator[None]:
         raise RetryableError("not enough memory to decode the image") from None
     except DECODER_ERRORS as exc:
         raise explain(exc, fmt, number) from None
+    except RuntimeError as exc:  # libheif and libavif say "Failed to decode frame 0: ..." so
+        if opening or fmt in LIBRARY_DECODED:
+            raise explain(exc, fmt, number) from None
+        raise
 
 
 def explain(exc: BaseException, fmt: str | None = None, number: int = 1) -> PermanentError:
@@ -207,6 +296,8 @@ def explain(exc: BaseException, fmt: str | None = None, number: int = 1) -> Perm
     message = str(exc)
     low = message.lower()
     kind = fmt or "image"
+    if fmt == "HEIF":
+        return heif_damaged(exc)
     if "max_text_chunk" in low or "text chunks" in low:
         return PermanentError(f"the {kind if fmt else 'PNG'} carries more text metadata than SnapDesk reads safely "
                               "(a decompression bomb, or a damaged file)")

@@ -4,7 +4,11 @@ The image is opened through ``processors/decode.py``, the one decode path every 
 limits, its pixel modes, its messages for files it cannot read), and decoded once, as small as it
 can be while still covering the largest size: JPEG's draft mode lets libjpeg decode at 1/2, 1/4
 or 1/8 scale, which is several times faster than decoding all 12 MP. Each smaller size is then
-made from the one above it. A PDF's thumbnails are of its first page.
+made from the one above it. A PDF's thumbnails are of its first page; a video's are of its
+poster frame (``processors/video.py``), and its duration, codec and frame rate come with them
+(``video``); a camera RAW's are of its embedded preview or a half-size demosaic
+(``processors/raw.py``); an animation's are of its first frame, and its frame count comes with
+them (``frames``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class ThumbnailResult:
     height: int
     blurhash: str
     thumbnails: list[Thumbnail] = field(default_factory=list)
+    #: What the decoder learnt besides the pixels (decode.Page.info): see ``media_facts``.
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def make_thumbnails(source: decode.Source, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -51,11 +57,16 @@ def make_thumbnails(source: decode.Source, max_pixels: int = DEFAULT_MAX_PIXELS,
     if kind == "pdf":
         page = decode.first_page(source, "pdf", mode=decode.RGB, max_pixels=max_pixels, width=PDF_RENDER_WIDTH)
         original_size = None
+    elif kind in ("raw", "video"):
+        page = decode.first_page(source, kind, mode=decode.RGB, max_pixels=max_pixels)
+        original_size = page.size
     else:
         page = decode.first_page(source, "image", mode=decode.RGB, max_pixels=max_pixels, draft=SIZES["lg"])
         original_size = page.size
     assert page.image is not None  # only a PDF page's text layer comes without one, and it is not asked for
-    return thumbnails_of_image(page.image, original_size)
+    result = thumbnails_of_image(page.image, original_size)
+    result.info = dict(page.info)
+    return result
 
 
 def thumbnails_of_image(frame: Image.Image, original_size: tuple[int, int] | None = None) -> ThumbnailResult:
@@ -100,4 +111,20 @@ def describe(result: ThumbnailResult) -> dict[str, Any]:
         "height": result.height,
         "blurhash": result.blurhash,
         "thumbnails": {t.name: {"width": t.width, "height": t.height, "bytes": len(t.data)} for t in result.thumbnails},
+        **media_facts(result.info),
     }
+
+
+def media_facts(info: dict[str, Any]) -> dict[str, Any]:
+    """The result's fields for what the decoder learnt: ``frames`` (an animation's frame count),
+    ``video`` (duration in seconds, codec, fps, poster_time), ``raw`` (``picture``: "preview" or
+    "demosaic"). Empty for a still image or a PDF."""
+    facts: dict[str, Any] = {}
+    if info.get("frames", 1) > 1:
+        facts["frames"] = info["frames"]
+    video = {k: info[k] for k in ("duration", "codec", "fps", "poster_time") if k in info}
+    if video:
+        facts["video"] = video
+    if "picture" in info:
+        facts["raw"] = {"picture": info["picture"]}
+    return facts
