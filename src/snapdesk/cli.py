@@ -274,6 +274,12 @@ def cmd_submit(library: Library, args) -> int:
         if args.json:
             _dump({"session": None, "skipped": dict(scanner.skipped)})
         return EXIT_OK
+    skipped = sum(scanner.skipped.values())
+    if skipped:
+        reasons = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in scanner.skipped.items() if n)
+        print(f"{_count(skipped, 'file')} skipped ({reasons}): see which and why with "
+              f"`snapdesk status {session.id} --json` (\"skipped_files\"), or under the session in the window",
+              file=sys.stderr)
     if args.wait:
         bar = ProgressBar()
         library.wait(session, on_progress=bar, on_connection=bar.connection, on_warning=bar.warning)

@@ -1,7 +1,9 @@
 """Finding the documents in what a person drops: files and folders, recursively.
 
 Hidden files and folders, unsupported types, empty and oversized files are skipped and
-counted by reason; a folder reached twice (a symlink loop) is walked once.
+counted by reason; a folder reached twice (a symlink loop) is walked once. Each skipped path is
+also named, with its reason and a sentence (an unsupported type says its extension, a duplicate
+says which file it repeats), up to :data:`SKIPPED_PATHS_KEPT` a scan; the rest are only counted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .jobs import kind_of
+
+#: At most this many skipped paths are named a scan (a folder of a million ignored files is counted).
+SKIPPED_PATHS_KEPT = 10_000
 
 
 @dataclass
@@ -33,6 +38,9 @@ class Scanner:
     skipped: Counter[str] = field(default_factory=Counter)
     #: (path, reason) for what a person should hear about: missing or unreadable paths.
     problems: list[tuple[str, str]] = field(default_factory=list)
+    #: (path, reason, sentence) for every skipped file or folder, the first ``keep_paths`` of them.
+    skipped_paths: list[tuple[str, str, str]] = field(default_factory=list)
+    keep_paths: int = SKIPPED_PATHS_KEPT
 
     def scan(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[FoundFile]:
         visited: set[tuple[int, int]] = set()
@@ -71,7 +79,7 @@ class Scanner:
                 self.skip(path, "unreadable", f"cannot read it ({exc.strerror or exc})")
                 continue
             if _hidden(entry.name, st):
-                self.skipped["hidden"] += 1
+                self.leave_out(path, "hidden", "a hidden folder" if stat.S_ISDIR(st.st_mode) else "a hidden file")
             elif stat.S_ISDIR(st.st_mode):
                 yield from self._walk(path, visited)
             elif stat.S_ISREG(st.st_mode):
@@ -82,7 +90,8 @@ class Scanner:
     def _file(self, path: Path, st: os.stat_result) -> FoundFile | None:
         kind = kind_of(path.suffix)
         if kind is None or not stat.S_ISREG(st.st_mode):
-            self.skipped["unsupported"] += 1
+            what = f"{path.suffix.lower()} files" if path.suffix and stat.S_ISREG(st.st_mode) else "this type"
+            self.leave_out(path, "unsupported", f"unsupported type: SnapDesk does not read {what}")
         elif st.st_size == 0:
             self.skip(path, "empty", "the file is empty")
         elif st.st_size > self.max_bytes:
@@ -93,8 +102,15 @@ class Scanner:
         return None
 
     def skip(self, path: Path, reason: str, message: str) -> None:
-        self.skipped[reason] += 1
+        """Leave out a file a person should hear about at once (missing, unreadable, empty, too large)."""
+        self.leave_out(path, reason, message)
         self.problems.append((str(path), message))
+
+    def leave_out(self, path: Path, reason: str, message: str) -> None:
+        """Count a skipped path by reason, and name it while fewer than ``keep_paths`` are named."""
+        self.skipped[reason] += 1
+        if len(self.skipped_paths) < self.keep_paths:
+            self.skipped_paths.append((str(path), reason, message))
 
 
 def _hidden(name: str, st: os.stat_result) -> bool:
@@ -116,7 +132,7 @@ def found_batches(scanner: Scanner, paths: Iterable[str | os.PathLike[str]], fir
     """What the scan finds, hashed and without repeated content, in batches: the first holds ``first``
     files (fewer only when the scan ended), the rest up to ``size`` files or ``seconds`` of scanning, so
     a big folder shows up while it is still being read."""
-    seen: set[str] = set()
+    seen: dict[str, Path] = {}
     batch: list[tuple[FoundFile, str]] = []
     limit, started = first, time.monotonic()
     for f in scanner.scan(paths):
@@ -126,9 +142,9 @@ def found_batches(scanner: Scanner, paths: Iterable[str | os.PathLike[str]], fir
             scanner.skip(f.path, "unreadable", f"cannot read it ({exc.strerror or exc})")
             continue
         if sha in seen:
-            scanner.skipped["duplicate"] += 1
+            scanner.leave_out(f.path, "duplicate", f"the same content as {seen[sha]}")
             continue
-        seen.add(sha)
+        seen[sha] = f.path
         batch.append((f, sha))
         if len(batch) >= limit or (limit == size and time.monotonic() - started >= seconds):
             yield batch

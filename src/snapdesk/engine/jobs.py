@@ -19,6 +19,7 @@ from ..processors.decode import DEFAULT_MAX_PAGES
 from ..processors.errors import PermanentError
 from .events import JobPayload
 from ..processors.thumbnail import describe, make_thumbnails
+from ..processors.metadata import read_metadata
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -30,14 +31,23 @@ Output = tuple[dict[str, Any], dict[str, bytes]]
 Run = Callable[[Any, JobPayload, Callable[[int], None], "Settings | None"], Output]
 
 #: Document kinds by file extension. Anything else is skipped at import as unsupported.
+#: "image": whatever Pillow reads (with pillow-heif for HEIC/HEIF, Pillow's own plugin for AVIF);
+#: "raw": camera RAW (rawpy), a kind of its own because OCR is pointless on it; "video": PyAV.
 KINDS = {
     ".jpg": "image", ".jpeg": "image", ".jpe": "image", ".png": "image", ".webp": "image",
     ".gif": "image", ".bmp": "image", ".tif": "image", ".tiff": "image",
+    ".heic": "image", ".heif": "image", ".hif": "image", ".avif": "image",
+    ".jp2": "image", ".j2k": "image", ".jpf": "image", ".jpx": "image", ".psd": "image", ".ico": "image",
+    ".dng": "raw", ".cr2": "raw", ".cr3": "raw", ".nef": "raw", ".arw": "raw", ".orf": "raw", ".rw2": "raw",
+    ".raf": "raw",
+    ".mp4": "video", ".mov": "video", ".m4v": "video", ".mkv": "video", ".webm": "video", ".avi": "video",
     ".pdf": "pdf",
 }
 
 #: The kinds whose pictures are described (a video's poster frame is its thumbnail).
-PICTURE_KINDS = ("image", "video")
+PICTURE_KINDS = ("image", "raw", "video")
+#: The kinds that get OCR (and so a summary): not camera RAWs or videos.
+TEXT_KINDS = ("image", "pdf")
 
 #: The summary job gets at most this much of the OCR text in its payload.
 SUMMARY_TEXT_LIMIT = 100_000
@@ -61,6 +71,8 @@ class ThumbnailResult(_Result):
     height: int = Field(ge=1)
     blurhash: str = Field(max_length=200)
     thumbnails: dict[str, _Size] = Field(min_length=1)
+    #: What the picture says of itself (processors/metadata.py): date taken, camera, exposure, GPS, ...
+    metadata: dict[str, Any] | None = None
 
 
 class OcrResult(_Result):
@@ -122,7 +134,8 @@ class JobType:
 def _thumbnail(source: bytes, payload: JobPayload, progress: Callable[[int], None],
                settings: Settings | None) -> Output:
     result = make_thumbnails(source, max_pixels=payload["limits"]["max_pixels"], kind=payload["kind"])
-    return describe(result), {f"{t.name}.webp": t.data for t in result.thumbnails}
+    files = {f"{t.name}.webp": t.data for t in result.thumbnails}
+    return {**describe(result), "metadata": read_metadata(source)}, files
 
 
 def _attach_thumbnails(result: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
@@ -211,15 +224,15 @@ def _embed(source: bytes | None, payload: JobPayload, progress: Callable[[int], 
 
 
 JOB_TYPES: dict[str, JobType] = {
-    "thumbnail": JobType("thumbnail", "thumbnail", ("image", "pdf"), _thumbnail, _attach_thumbnails,
+    "thumbnail": JobType("thumbnail", "thumbnail", (*PICTURE_KINDS, "pdf"), _thumbnail, _attach_thumbnails,
                          result_schema=ThumbnailResult,
                          files_of=lambda result: {f"{name}.webp" for name in result.get("thumbnails", {})}),
-    "ocr": JobType("ocr", "ocr", ("image", "pdf"), _ocr, result_schema=OcrResult),
-    "summary": JobType("summary", "summary", ("image", "pdf"), _summary, after="ocr", needs_source=False,
+    "ocr": JobType("ocr", "ocr", TEXT_KINDS, _ocr, result_schema=OcrResult),
+    "summary": JobType("summary", "summary", TEXT_KINDS, _summary, after="ocr", needs_source=False,
                        rate_limited=True, result_schema=SummaryResult),
     "describe": JobType("describe", "describe", PICTURE_KINDS, _describe, after=("thumbnail", "ocr"),
                         needs_source=False, rate_limited=True, result_schema=DescribeResult),
-    "embed": JobType("embed", "embed", ("image", "video", "pdf"), _embed, after=("describe", "summary", "ocr"),
+    "embed": JobType("embed", "embed", (*PICTURE_KINDS, "pdf"), _embed, after=("describe", "summary", "ocr"),
                      required=False, needs_source=False, result_schema=EmbedResult),
 }
 

@@ -31,8 +31,8 @@ import peewee
 
 from ..config import Settings
 from ..store.db import (CANCELLED, COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDING, PROCESSING, QUEUED, SET_ASIDE,
-                        TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, Meta, UploadSession, db,
-                        open_db, tuples)
+                        TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, Meta, SkippedFile,
+                        UploadSession, db, open_db, tuples)
 from . import events as ev
 from .importer import FoundFile, Scanner, found_batches
 from . import meaning
@@ -183,10 +183,15 @@ class Library:
         return ids
 
     def end_scan(self, session: UploadSession, scanner: Scanner) -> None:
-        """The scan is over: keep what it left out, by reason."""
-        session.skipped = dict(scanner.skipped)
-        session.scanning = False
-        session.save()
+        """The scan is over: keep what it left out, counted by reason and named (as many as it named)."""
+        rows = [{"session": session.id, "path": path, "reason": reason, "detail": detail}
+                for path, reason, detail in scanner.skipped_paths]
+        with db.atomic():
+            session.skipped = dict(scanner.skipped)
+            session.scanning = False
+            session.save()
+            for i in range(0, len(rows), 200):  # SQLite takes at most 999 variables a statement
+                SkippedFile.insert_many(rows[i:i + 200]).execute()
 
     def _earlier_results(self, shas: list[str], job_types: list[str]) -> dict[tuple[str, str], Job]:
         """The latest completed job of each type for each content hash: results a new document with
@@ -213,6 +218,9 @@ class Library:
         earlier_doc = earlier.document
         if earlier_doc.width and not doc.width:
             doc.width, doc.height = earlier_doc.width, earlier_doc.height
+            doc.save()
+        if job_type == "thumbnail" and doc.taken_at is None:  # when it was taken, as projection.py sets it
+            doc.taken_at = ((earlier.result or {}).get("metadata") or {}).get("taken_at") or doc.mtime
             doc.save()
         if job_type in SEARCHED_JOB_TYPES:
             reindex_documents([doc.id])
@@ -940,9 +948,12 @@ class Library:
         documents = []
         for doc in docs:
             jobs = jobs_by_doc.get(doc.id, [])
+            thumbnail = next((j for j in jobs if j.type == "thumbnail" and j.state == COMPLETE), None)
             documents.append({
                 "id": doc.id, "path": doc.path, "size": doc.size, "sha256": doc.sha256, "kind": doc.kind,
                 "width": doc.width, "height": doc.height, "status": document_status([j.state for j in jobs]),
+                "taken_at": _iso(doc.taken_at),
+                "metadata": ((thumbnail.result or {}).get("metadata") or {}) if thumbnail else {},
                 "jobs": {job.type: job_report(job) for job in jobs},
             })
         doc_counts = self.document_counts(session)
@@ -959,6 +970,9 @@ class Library:
             },
             "transport": self.transport.describe(),
             "documents": documents,
+            "skipped_files": [{"path": path, "reason": reason, "detail": detail} for path, reason, detail in tuples(
+                SkippedFile.select(SkippedFile.path, SkippedFile.reason, SkippedFile.detail)
+                .where(SkippedFile.session == session).order_by(SkippedFile.id))],
         }
 
 

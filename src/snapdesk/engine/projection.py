@@ -35,8 +35,9 @@ from .events import EventType
 from . import meaning
 from .jobs import JOB_TYPES, ResultError, dependents_of
 
-#: The job types whose results the search index holds (OCR text; title and summary).
-SEARCHED_JOB_TYPES = ("ocr", "summary", "describe")
+#: The job types whose results the search index holds (OCR text; title and summary; description; the
+#: thumbnail's metadata: camera and year taken).
+SEARCHED_JOB_TYPES = ("ocr", "summary", "describe", "thumbnail")
 
 #: The job columns an event may change, in the order the batch's UPDATE writes them.
 COLUMNS = ("state", "attempt", "progress", "started_at", "finished_at", "worker", "lease_expires_at",
@@ -120,6 +121,7 @@ class Projection:
         timeline: list[tuple[int, str, int, float, str, int | None, str | None]] = []
         artifacts: list[tuple[int, int, str, str, int, int | None, int | None]] = []
         sizes: dict[int, tuple[int, int]] = {}
+        taken: dict[int, float | None] = {}
         reindex: set[int] = set()
         # Progress an attempt reported before a later event of the same job in this batch is moot.
         last_other = {e.job_id: i for i, e in enumerate(job_events) if e.type != EventType.PROGRESS}
@@ -144,6 +146,8 @@ class Projection:
                                    *_size_of(event.result, name)) for name, data in files.items()]
                     if event.result.get("width") and event.result.get("height"):
                         sizes[job["document_id"]] = (event.result["width"], event.result["height"])
+                    if job["type"] == "thumbnail":
+                        taken[job["document_id"]] = (event.result.get("metadata") or {}).get("taken_at")
             except (ev.BadEvent, ResultNotStored) as exc:
                 out.problems.append((event, exc))
                 continue
@@ -176,6 +180,8 @@ class Projection:
                      "VALUES (?, ?, ?, ?, ?, ?, ?)", artifacts)
         _executemany("UPDATE document SET width = ?, height = ? WHERE id = ?",
                      [(w, h, doc_id) for doc_id, (w, h) in sizes.items()])
+        _executemany("UPDATE document SET taken_at = COALESCE(?, mtime) WHERE id = ?",  # else the file's time
+                     [(at, doc_id) for doc_id, at in taken.items()])
         reindex_documents(reindex)
         return out
 
@@ -214,10 +220,18 @@ def reindex_documents(doc_ids: Iterable[int]) -> None:
         for doc_id, path in names.items():
             summary, ocr = results[doc_id].get("summary", {}), results[doc_id].get("ocr", {})
             described = meaning.searchable_text(results[doc_id].get("describe"))  # a picture's description, tags
+            taken = _metadata_words(results[doc_id].get("thumbnail", {}).get("metadata") or {})  # camera, year
             rows.append((doc_id, Path(path).name, summary.get("title") or "",
-                         " ".join(filter(None, (summary.get("summary"), described))), ocr.get("text") or ""))
+                         " ".join(filter(None, (summary.get("summary"), described, taken))), ocr.get("text") or ""))
         _executemany("DELETE FROM search_index WHERE rowid = ?", [(doc_id,) for doc_id in chunk])
         _executemany("INSERT INTO search_index (rowid, name, title, summary, text) VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _metadata_words(metadata: dict[str, Any]) -> str:
+    """What search finds a photo by from its metadata: the camera's make and model, the lens, the year taken."""
+    words = [str(metadata.get(key) or "") for key in ("make", "model", "lens")]
+    taken = str(metadata.get("taken") or "")
+    return " ".join(filter(None, (*words, taken[:4] if taken[:4].isdigit() else "")))
 
 
 def unindex_documents(doc_ids: Iterable[int]) -> None:

@@ -1,5 +1,6 @@
-"""The details panel: a preview, the file's facts, what the picture shows (its description, tags
-and colours), what its text says, and each job's timeline with a Retry button."""
+"""The details panel: a preview, the file's facts, the photo's metadata (taken, camera, lens, exposure,
+place, colour profile: rows shown only when known), what the picture shows (its description, tags and
+colours), what its text says, and each job's timeline with a Retry button."""
 
 from __future__ import annotations
 
@@ -48,6 +49,33 @@ def human_size(n: int | None) -> str:
 
 def _time(ts: float | None) -> str:
     return "–" if ts is None else datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def metadata_rows(metadata: dict) -> list[tuple[str, str]]:
+    """The details panel's rows for a photo's metadata (the thumbnail job's, processors/metadata.py):
+    only those it has, in the order a photographer reads them."""
+    rows = []
+    if metadata.get("taken"):
+        taken = datetime.datetime.fromisoformat(metadata["taken"])
+        text = f"{taken.day} {taken:%B %Y, %H:%M:%S}"  # no %-d: Windows' strftime lacks it
+        rows.append(("Taken", f"{text} (UTC{taken.strftime('%z')[:3]}:{taken.strftime('%z')[3:]})"
+                     if taken.tzinfo else text))
+    if metadata.get("camera"):
+        rows.append(("Camera", metadata["camera"]))
+    if metadata.get("lens"):
+        rows.append(("Lens", metadata["lens"]))
+    exposure = [metadata.get("exposure"), metadata.get("f_number") and f"f/{metadata['f_number']:g}",
+                metadata.get("iso") and f"ISO {metadata['iso']}",
+                metadata.get("focal_length") and f"{metadata['focal_length']:g} mm"]
+    if any(exposure):
+        rows.append(("Exposure", ", ".join(str(e) for e in exposure if e)))
+    gps = metadata.get("gps") or {}
+    if "lat" in gps and "lon" in gps:
+        place = f"{gps['lat']:.5f}, {gps['lon']:.5f}"
+        rows.append(("Place", place + (f" ({gps['altitude']:g} m)" if gps.get("altitude") is not None else "")))
+    if metadata.get("profile"):
+        rows.append(("Profile", metadata["profile"]))
+    return rows
 
 
 def _ms(ms: int | None) -> str:
@@ -343,6 +371,11 @@ class DetailsPanel(QScrollArea):
         form.addRow("Size", self.size)
         form.addRow("Dimensions", self.dimensions)
         content.addLayout(form)
+        #: The photo's metadata, one row a fact it has (see ``metadata_rows``).
+        self.metadata_form = QFormLayout()
+        self.metadata_form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.metadata_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        content.addLayout(self.metadata_form)
 
         buttons = QHBoxLayout()
         for text, signal in (("Open", self.openFile), ("Show in Folder", self.showInFolder),
@@ -402,6 +435,7 @@ class DetailsPanel(QScrollArea):
             self.preview.clear()
             self.preview.setText("")
         self._update_preview()
+        self._show_metadata(details)
         for box in (self.results_box, self.jobs_box):
             while box.count():
                 item = box.takeAt(0)
@@ -417,6 +451,26 @@ class DetailsPanel(QScrollArea):
             card = JobCard(job, self.retryJob.emit)
             self.cards.append(card)
             self.jobs_box.addWidget(card)
+
+    def _show_metadata(self, details: dict) -> None:
+        while self.metadata_form.rowCount():
+            self.metadata_form.removeRow(0)
+        thumbnail = next((j for j in details["jobs"] if j["type"] == "thumbnail" and j["state"] == "complete"), None)
+        for label, text in metadata_rows(((thumbnail or {}).get("result") or {}).get("metadata") or {}):
+            value = QLabel(text)
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setAccessibleName(label)
+            self.metadata_form.addRow(label, value)
+
+    def metadata_shown(self) -> dict[str, str]:
+        """The metadata rows on show, label -> text (what a person reads in the panel)."""
+        shown = {}
+        for r in range(self.metadata_form.rowCount()):
+            label = self.metadata_form.itemAt(r, QFormLayout.ItemRole.LabelRole).widget()
+            value = self.metadata_form.itemAt(r, QFormLayout.ItemRole.FieldRole).widget()
+            shown[label.text()] = value.text()
+        return shown
 
     def _thumb_path(self, size: str) -> str | None:
         for job in (self.details or {}).get("jobs", []):

@@ -40,6 +40,13 @@ FILTERS = {
     "failed": frozenset({FAILED_DOC}),
     "done": frozenset({COMPLETE}),
 }
+#: The grid's orders: name -> the key a row sorts by (None: as imported). A document not yet
+#: dated (its thumbnail is not done) goes after those that are.
+SORTS = {
+    "added": None,
+    "taken": lambda row: (row.taken_at is None, row.taken_at or 0.0, row.id),
+    "name": lambda row: (row.name.casefold(), row.id),
+}
 #: The filters' names on their buttons, in order.
 FILTER_LABELS = {"all": "All", "queued": "Queued", "running": "Running", "failed": "Failed", "done": "Done"}
 
@@ -272,7 +279,8 @@ class DocumentModel(_CoalescingListModel):
 
 
 class DocumentFilterModel(QSortFilterProxyModel):
-    """The grid's filters: by status (all, running, failed, done) and by a name search."""
+    """The grid's filters: by status (all, running, failed, done) and by a name search; and its order
+    (``SORTS``: as imported, by date taken, by name)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -280,7 +288,23 @@ class DocumentFilterModel(QSortFilterProxyModel):
         self._text = ""
         self._matches: frozenset = frozenset()
         self.filter = "all"
+        self.order = "added"
+        self._key = None
         self.setDynamicSortFilter(True)
+
+    def set_sort(self, name: str) -> None:
+        """Order the grid: "added" (as imported), "taken" (date taken, oldest first) or "name"."""
+        if name not in SORTS:
+            raise ValueError(f"unknown order {name!r}")
+        self.order, self._key = name, SORTS[name]
+        self.invalidate()
+        self.sort(-1 if self._key is None else 0)
+
+    def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
+        model = self.sourceModel()
+        if self._key is None:
+            return left.row() < right.row()
+        return self._key(model.row(left.row())) < self._key(model.row(right.row()))
 
     def set_filter(self, name: str) -> None:
         if name not in FILTERS:

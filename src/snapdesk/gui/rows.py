@@ -64,6 +64,8 @@ class DocRow:
     #: The failed jobs a Retry may cure: not those that failed for good (``error_kind`` "permanent"),
     #: unless the file changed after they failed. What the tile's Retry and Ctrl+R queue again.
     retry_job_ids: tuple[int, ...] = ()
+    #: When the picture was taken (its metadata, else the file's time), once its thumbnail is done.
+    taken_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -172,7 +174,7 @@ def _doc_row(doc: dict, jobs: list[dict]) -> DocRow:
                   width=doc["width"], height=doc["height"], status=status, progress=progress, blurhash=blurhash,
                   thumbs=thumbs, title=title, error=error, failed_job_ids=tuple(failed),
                   unfinished_job_ids=unfinished, retry_job_ids=tuple(curable),
-                  jobs_done=sum(s in TERMINAL for s in states), jobs_total=len(jobs))
+                  jobs_done=sum(s in TERMINAL for s in states), jobs_total=len(jobs), taken_at=doc.get("taken_at"))
 
 
 def _json(path: str, alias: str):
@@ -184,7 +186,7 @@ _JOB_FIELDS = (Job.id, Job.document, Job.type, Job.state, Job.progress, Job.erro
                _json("$.blurhash", "blurhash"), _json("$.thumbnails.sm.path", "sm"),
                _json("$.thumbnails.md.path", "md"), _json("$.thumbnails.lg.path", "lg"), _json("$.title", "title"))
 _DOC_FIELDS = (Document.id, Document.session, Document.path, Document.size, Document.width, Document.height,
-               Document.mtime, Document.sha256)
+               Document.mtime, Document.sha256, Document.taken_at)
 
 
 def document_files(doc_ids: Iterable[int]) -> dict[int, dict]:
@@ -199,8 +201,8 @@ def document_files(doc_ids: Iterable[int]) -> dict[int, dict]:
 
 #: The rows of given documents, read many times a second while events pour in: plain SQL, the
 #: same columns as ``_DOC_FIELDS`` and ``_JOB_FIELDS`` under the same names.
-_DOCS_BY_ID = ("SELECT id, session_id AS session, path, size, width, height, mtime, sha256 FROM document "
-               "WHERE id IN ({}) ORDER BY id")
+_DOCS_BY_ID = ("SELECT id, session_id AS session, path, size, width, height, mtime, sha256, taken_at "
+               "FROM document WHERE id IN ({}) ORDER BY id")
 _JOBS_BY_DOC = ("SELECT id, document_id AS document, type, state, progress, error, error_kind, "
                 "json_extract(result, '$.blurhash') AS blurhash, json_extract(result, '$.thumbnails.sm.path') AS sm, "
                 "json_extract(result, '$.thumbnails.md.path') AS md, json_extract(result, '$.thumbnails.lg.path') AS lg, "

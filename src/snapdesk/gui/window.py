@@ -28,6 +28,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import (
     QAction,
+    QActionGroup,
     QDesktopServices,
     QGuiApplication,
     QKeySequence,
@@ -62,6 +63,7 @@ from .meaning_view import MeaningControls
 from .models import DocumentFilterModel, DocumentModel, IdRole, RowRole, SessionModel
 from .owner import LibraryOwner
 from .rows import DocRow, SessionRow
+from .skipped_view import SkippedLine
 from .status_bar import LibraryStatus, transport_text
 from .taskbar import TaskbarProgress
 from .views import DocumentGrid, DropOverlay
@@ -261,6 +263,8 @@ class MainWindow(QMainWindow):
         self.session_info.setObjectName("sessionInfo")
         center_layout.addWidget(self.session_title)
         center_layout.addWidget(self.session_info)
+        self.skipped_line = SkippedLine()  # "12 files skipped — Show"
+        center_layout.addWidget(self.skipped_line)
         bar = QHBoxLayout()
         self.filter_bar = FilterBar()
         self.filter_bar.filterChosen.connect(self.set_filter)
@@ -405,6 +409,16 @@ class MainWindow(QMainWindow):
         for i, (name, text) in enumerate((("all", "&All"), ("queued", "&Queued"), ("running", "&Running"),
                                            ("failed", "F&ailed"), ("done", "&Done"))):
             action(f"Show {text}", lambda _=False, n=name: self.set_filter(n), f"Ctrl+{i + 1}", view_menu)
+        view_menu.addSeparator()
+        self.sort_actions = {}
+        sort_group = QActionGroup(self)
+        for name, text in (("added", "Sort by &Import Order"), ("taken", "Sort by Date &Taken"),
+                           ("name", "Sort by &Name")):
+            a = self.sort_actions[name] = action(text, lambda _=False, n=name: self.filtered.set_sort(n), None,
+                                                 view_menu)
+            a.setCheckable(True)
+            a.setChecked(name == "added")
+            sort_group.addAction(a)
         view_menu.addSeparator()
         action("&Next Pane", lambda: self.cycle_pane(1), "F6", view_menu)
         action("&Previous Pane", lambda: self.cycle_pane(-1), "Shift+F6", view_menu)
@@ -552,6 +566,8 @@ class MainWindow(QMainWindow):
                   *self.filter_buttons.values()):
             w.setVisible(has)
         self.setWindowTitle(f"{row.name} — {APP_NAME}" if has else APP_NAME)
+        self.skipped_line.show_for(self.owner, row.id if row else None, row.name if row else "",
+                                   bool(row and row.scanning))
         if not has:
             return
         when = datetime.datetime.fromtimestamp(row.created_at).strftime("%d %b %Y, %H:%M")

@@ -87,6 +87,8 @@ class Document(BaseModel):
     mtime = peewee.FloatField()
     width = peewee.IntegerField(null=True)
     height = peewee.IntegerField(null=True)
+    #: When the picture was taken (its metadata, else the file's mtime), set when its thumbnail completes.
+    taken_at = peewee.FloatField(null=True)
     #: Redis mode: the owner has put this document's bytes into Redis for remote workers.
     blob_in_flight = peewee.BooleanField(default=False)
     created_at = peewee.FloatField(default=time.time)
@@ -95,6 +97,17 @@ class Document(BaseModel):
 
     class Meta:
         only_save_dirty = True  # a save() writes what was changed, never a stale status
+
+
+class SkippedFile(BaseModel):
+    """A file a session's scan left out, with its reason and a sentence about it (migration 0009)."""
+
+    id = peewee.AutoField()
+    session = peewee.ForeignKeyField(UploadSession, backref="skipped_files", on_delete="CASCADE")
+    session_id: int
+    path = peewee.TextField()
+    reason = peewee.TextField()
+    detail = peewee.TextField()
 
 
 class Job(BaseModel):
@@ -192,7 +205,7 @@ def tuples(query: peewee.BaseQuery) -> Iterator[tuple[Any, ...]]:
     return iter(query.tuples())
 
 
-MODELS = [Meta, UploadSession, Document, Job, JobEvent, Artifact, HeldEvent, Embedding]
+MODELS = [Meta, UploadSession, Document, SkippedFile, Job, JobEvent, Artifact, HeldEvent, Embedding]
 
 
 def open_db(path: Path) -> peewee.SqliteDatabase:
