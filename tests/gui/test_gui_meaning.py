@@ -46,7 +46,11 @@ def test_descriptions_tags_colours_and_search_by_meaning_in_the_window(open_wind
     _select(window, "red-circle.jpg")
     qtbot.waitUntil(lambda: window.details.findChild(QLabel, "describeText") is not None, timeout=WAIT)
     assert window.details.findChild(QLabel, "describeText").text().startswith("A red circle on a blue background")
-    tags = [b for b in window.details.findChildren(QPushButton, "tag") if b.isVisible()]
+    def shown_tags():
+        return [b for b in window.details.findChildren(QPushButton, "tag") if b.isVisible()]
+
+    qtbot.waitUntil(lambda: bool(shown_tags()), timeout=WAIT)  # the section is shown once the panel lays out
+    tags = shown_tags()
     assert {"red", "circle", "blue"} <= {b.text() for b in tags}
     swatches = [s for s in window.details.findChildren(QLabel, "swatch")]
     assert swatches and swatches[0].accessibleName().startswith("blue ")
