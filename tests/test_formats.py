@@ -369,6 +369,13 @@ def test_a_camera_roll_completes_through_the_engine(library, start_worker, tmp_p
     assert result["video"]["codec"] == "h264" and abs(result["video"]["duration"] - 2.0) < 0.15
     with Image.open(result["thumbnails"]["md"]["path"]) as md:
         assert md.convert("RGB").getpixel((20, 120))[0] > 150  # the poster, past the black start
+    # The window's tile says how long the clip is, as a player does.
+    from snapdesk.gui.delegates import DocumentDelegate
+    from snapdesk.gui.rows import document_rows
+
+    tiles = {Path(row.path).name: row for row in document_rows(session_id=session.id)}
+    assert DocumentDelegate.duration_text(tiles["IMG_0002.MOV"].duration) == "0:02"
+    assert tiles["IMG_0001.HEIC"].duration is None
 
     raw = docs["DSC_0003.DNG"]
     assert set(raw) == {"thumbnail", "describe"}

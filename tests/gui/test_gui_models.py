@@ -147,7 +147,7 @@ def test_a_documents_progress_counts_all_its_jobs():
 
     def job(i, type_, state, progress=0, **result):
         return {"id": i, "document": 1, "type": type_, "state": state, "progress": progress, "error": None,
-                "blurhash": result.get("blurhash"), "sm": result.get("sm"), "md": None, "lg": None,
+                "blurhash": result.get("blurhash"), "duration": None, "sm": result.get("sm"), "md": None, "lg": None,
                 "title": result.get("title")}
 
     document = {"id": 1, "session": 1, "path": "/scans/invoice.png", "size": 10, "width": 800, "height": 600}
@@ -163,6 +163,13 @@ def test_a_documents_progress_counts_all_its_jobs():
                                                                             title="Invoice 2041 from Acme")])
     assert (row.status, row.progress, row.title) == ("complete", None, "Invoice 2041 from Acme")
     assert DocumentDelegate.status_text(row) == "Invoice 2041 from Acme"
+
+
+def test_a_videos_length_reads_as_a_player_shows_it():
+    from snapdesk.gui.delegates import DocumentDelegate
+
+    assert [DocumentDelegate.duration_text(s) for s in (0.4, 7, 59.6, 205, 3729)] == [
+        "0:00", "0:07", "1:00", "3:25", "1:02:09"]
 
 
 def test_session_counts_in_sql_follow_the_engines_document_status(library):

@@ -13,6 +13,7 @@ import os
 from PySide6.QtCore import (
     QEvent,
     QModelIndex,
+    QPoint,
     QPointF,
     QRect,
     QRectF,
@@ -163,6 +164,28 @@ class DocumentDelegate(QStyledItemDelegate):
         p.restore()
 
     @staticmethod
+    def duration_text(seconds: float) -> str:
+        """A video's length as a player shows it: 0:07, 3:25, 1:02:09."""
+        total = max(0, round(seconds))
+        hours, rest = divmod(total, 3600)
+        return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+    def _paint_duration(self, p: QPainter, area: QRect, seconds: float) -> None:
+        """The length of a video in the thumbnail's corner, light on dark, as video players show it."""
+        text = self.duration_text(seconds)
+        f = QFont(p.font())
+        f.setWeight(QFont.Weight.DemiBold)
+        p.setFont(f)
+        metrics = QFontMetrics(f)
+        box = QRect(0, 0, metrics.horizontalAdvance(text) + 10, metrics.height() + 2)
+        box.moveBottomRight(area.bottomRight() - QPoint(5, 5))
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(0, 0, 0, 170))
+        p.drawRoundedRect(QRectF(box), 4, 4)
+        p.setPen(QColor("white"))
+        p.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+    @staticmethod
     def offers_retry(row: DocRow) -> bool:
         """A failed tile has a Retry button unless no retry can cure it (then it says so instead)."""
         return row.status == FAILED_DOC and bool(row.retry_job_ids)
@@ -203,6 +226,8 @@ class DocumentDelegate(QStyledItemDelegate):
                     return
         if pixmap is not None:
             p.drawPixmap(self._fit(area, pixmap.width(), pixmap.height()), pixmap)
+            if row.duration is not None:
+                self._paint_duration(p, area, row.duration)
         else:
             ext = os.path.splitext(row.path)[1].lstrip(".").upper() or "?"
             f = QFont(p.font())

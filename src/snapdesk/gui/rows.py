@@ -50,6 +50,8 @@ class DocRow:
     #: 0-100 while running and known, else None.
     progress: int | None
     blurhash: str | None = None
+    #: A video's length in seconds, once its thumbnail job is done.
+    duration: float | None = None
     #: Thumbnail paths by size name ("sm", "md", "lg") once the thumbnail job is done.
     thumbs: dict = field(default_factory=dict, compare=False, hash=False)
     #: The first error of a failed job, for the tile and its tooltip.
@@ -158,10 +160,12 @@ def _doc_row(doc: dict, jobs: list[dict]) -> DocRow:
         done = sum(100 if j["state"] in TERMINAL else j["progress"] if j["state"] == PROCESSING else 0 for j in jobs)
         progress = int(done / len(jobs)) or None
     blurhash, thumbs, title, error, failed, curable = None, {}, None, None, [], []
+    duration = None
     unfinished = tuple(j["id"] for j in jobs if j["state"] in UNFINISHED)
     for job in jobs:
         if job["type"] == "thumbnail" and job["state"] == JOB_COMPLETE:
             blurhash = job["blurhash"]
+            duration = job["duration"]
             thumbs = {size: job[size] for size in ("sm", "md", "lg") if job[size]}
         elif job["type"] == "summary" and job["state"] == JOB_COMPLETE:
             title = job["title"]
@@ -171,7 +175,7 @@ def _doc_row(doc: dict, jobs: list[dict]) -> DocRow:
             if retry_cures(FAILED, job.get("error_kind"), doc):
                 curable.append(job["id"])
     return DocRow(id=doc["id"], session_id=doc["session"], path=doc["path"], size=doc["size"],
-                  width=doc["width"], height=doc["height"], status=status, progress=progress, blurhash=blurhash,
+                  width=doc["width"], height=doc["height"], status=status, progress=progress, blurhash=blurhash, duration=duration,
                   thumbs=thumbs, title=title, error=error, failed_job_ids=tuple(failed),
                   unfinished_job_ids=unfinished, retry_job_ids=tuple(curable),
                   jobs_done=sum(s in TERMINAL for s in states), jobs_total=len(jobs), taken_at=doc.get("taken_at"))
@@ -183,7 +187,8 @@ def _json(path: str, alias: str):
 
 
 _JOB_FIELDS = (Job.id, Job.document, Job.type, Job.state, Job.progress, Job.error, Job.error_kind,
-               _json("$.blurhash", "blurhash"), _json("$.thumbnails.sm.path", "sm"),
+               _json("$.blurhash", "blurhash"), _json("$.video.duration", "duration"),
+               _json("$.thumbnails.sm.path", "sm"),
                _json("$.thumbnails.md.path", "md"), _json("$.thumbnails.lg.path", "lg"), _json("$.title", "title"))
 _DOC_FIELDS = (Document.id, Document.session, Document.path, Document.size, Document.width, Document.height,
                Document.mtime, Document.sha256, Document.taken_at)
@@ -204,7 +209,8 @@ def document_files(doc_ids: Iterable[int]) -> dict[int, dict]:
 _DOCS_BY_ID = ("SELECT id, session_id AS session, path, size, width, height, mtime, sha256, taken_at "
                "FROM document WHERE id IN ({}) ORDER BY id")
 _JOBS_BY_DOC = ("SELECT id, document_id AS document, type, state, progress, error, error_kind, "
-                "json_extract(result, '$.blurhash') AS blurhash, json_extract(result, '$.thumbnails.sm.path') AS sm, "
+                "json_extract(result, '$.blurhash') AS blurhash, json_extract(result, '$.video.duration') AS duration, "
+                "json_extract(result, '$.thumbnails.sm.path') AS sm, "
                 "json_extract(result, '$.thumbnails.md.path') AS md, json_extract(result, '$.thumbnails.lg.path') AS lg, "
                 "json_extract(result, '$.title') AS title FROM job WHERE document_id IN ({}) ORDER BY id")
 
