@@ -54,7 +54,7 @@ typecheck: setup
 
 # The full soak: 1000 documents through three workers killed at random (the suite runs 150).
 soak: setup redis-server
-	SNAPDESK_SOAK_DOCS=1000 QT_QPA_PLATFORM=offscreen $(PY) -m pytest --timeout=0 -m soak tests/test_reliability.py
+	SNAPDESK_SOAK_DOCS=1000 QT_QPA_PLATFORM=offscreen $(PY) -m pytest --timeout=0 -m soak tests/integration/test_reliability.py
 
 bench: setup
 	$(PY) benchmarks/thumbnails.py --engine

@@ -7,7 +7,7 @@
 ;
 ; The version is the package's: packaging/snapdesk.spec writes it into the bundle
 ; (_internal\snapdesk\VERSION) and it is read from there, unless given as iscc /DAppVersion=...
-; tests/test_packaging.py checks every file named here against the bundle's layout.
+; tests/integration/test_packaging.py checks every file named here against the bundle's layout.
 
 #define AppName "SnapDesk"
 #define Bundle "dist\SnapDesk"

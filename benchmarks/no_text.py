@@ -1,7 +1,7 @@
 """What OCR costs on a photo without text (the budget: under 0.3 s), and what the quick look
 (``ocr.has_text``) adds to a page that has text.
 
-Photos: the scenes of tests/test_decode.py (1600 x 1200: sky, outlined rings, boxes and sticks,
+Photos: the scenes of tests/integration/test_decode.py (1600 x 1200: sky, outlined rings, boxes and sticks,
 grass) and the phone-like photos of benchmarks/photos.py at 12 MP. For each, the whole OCR job's
 processor (``ocr_document``: decode, the look, and nothing else when it finds no text), median of
 a few runs on one thread (wall and CPU time), with the text it returned (it must be empty).
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "integration"), str(ROOT / "benchmarks")]
 
 from photos import make_photo  # noqa: E402
 from snapdesk.processors import decode  # noqa: E402

@@ -1,4 +1,4 @@
-"""Generated OCR pages whose text is known: the data benchmarks/ocr.py and tests/test_ocr.py read.
+"""Generated OCR pages whose text is known: the data benchmarks/ocr.py and tests/integration/test_ocr.py read.
 
 A page comes from a seed and nothing else, so the same seed is the same page on any machine with
 the same fonts. What a seed chooses, each independently:

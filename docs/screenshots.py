@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT / "tests" / "integration"), str(ROOT / "benchmarks")]
 BASE = Path(tempfile.mkdtemp(prefix="snapdesk-shots-"))
 os.environ["SNAPDESK_CONFIG_DIR"] = str(BASE / "config")
 

@@ -1,5 +1,5 @@
 """The layout of the PyInstaller bundle, declared once: snapdesk.spec builds it, and
-installer.iss, the smoke test and tests/test_packaging.py check against it.
+installer.iss, the smoke test and tests/integration/test_packaging.py check against it.
 
     dist/SnapDesk/
         snapdesk(.exe)            the window (and the command line), no console on Windows

@@ -28,7 +28,7 @@ from snapdesk.worker.endpoints import parse_address
 
 from helpers import RedisServer, wait_for, write_photos
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 on_redis = pytest.mark.parametrize("transport_name", ["redis"])
 
 

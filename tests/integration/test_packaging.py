@@ -20,7 +20,7 @@ import pytest
 
 import snapdesk
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "packaging"))
 
 import layout  # noqa: E402

@@ -16,7 +16,7 @@ from snapdesk.processors.errors import PermanentError
 from snapdesk.processors.ocr import OcrEngine, get_engine, ocr_document
 from snapdesk.processors.pdf import first_page_image, page_count
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import ocr_pages  # generated pages with known text (benchmarks/ocr_pages.py)
 
 FONTS = Path("/usr/share/fonts/truetype/dejavu")
