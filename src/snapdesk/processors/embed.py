@@ -15,9 +15,7 @@ import base64
 from typing import Any
 
 import numpy as np
-import openai
 
-from ..config import redact_text
 from . import summary as llm
 from .errors import PermanentError, RetryableError
 
@@ -46,38 +44,13 @@ def embed(texts: list[str], *, base_url: str, api_key: str, model: str, timeout:
     """Unit-length float32 vectors of ``texts`` from the embeddings endpoint at ``base_url``."""
     where = llm.endpoint_for_messages(base_url)
     client = llm._client(base_url, api_key, timeout)
-    try:
+    with llm.api_errors(base_url, what="the embeddings endpoint",
+                        key_hint="Settings, OPENAI_API_KEY or SNAPDESK_EMBED_API_KEY",
+                        model_hint="embeddings model in Settings or SNAPDESK_EMBED_MODEL",
+                        not_found=f"the endpoint {where} has no embeddings model {model!r} or no embeddings API "
+                                  "(404): check SNAPDESK_EMBED_BASE_URL (or OPENAI_BASE_URL) and SNAPDESK_EMBED_MODEL",
+                        bad_request_hint="check the embeddings model in Settings", model=model):
         response = client.embeddings.create(model=model, input=texts, encoding_format="float")
-    except openai.RateLimitError as exc:
-        retry_after = llm._retry_after(exc.response)
-        raise llm.RetryLater("the embeddings endpoint is busy (429 Too Many Requests)"
-                             + (f"; it asked to wait {retry_after:.0f} s" if retry_after else ""), retry_after) from None
-    except openai.AuthenticationError:
-        raise PermanentError(f"the embeddings endpoint {where} refused the API key (401): set a valid key in "
-                             "Settings, OPENAI_API_KEY or SNAPDESK_EMBED_API_KEY") from None
-    except openai.PermissionDeniedError:
-        raise PermanentError(f"the API key may not use the model {model} at {where} (403): choose another "
-                             "embeddings model in Settings or SNAPDESK_EMBED_MODEL") from None
-    except openai.NotFoundError:
-        raise PermanentError(f"the endpoint {where} has no embeddings model {model!r} or no embeddings API (404): "
-                             "check SNAPDESK_EMBED_BASE_URL (or OPENAI_BASE_URL) and SNAPDESK_EMBED_MODEL") from None
-    except openai.BadRequestError as exc:
-        raise PermanentError(f"the embeddings endpoint rejected the request (400: "
-                             f"{redact_text(llm._api_message(exc), base_url)}): check the embeddings model "
-                             "in Settings") from None
-    except openai.APITimeoutError:
-        raise RetryableError(f"the embeddings endpoint {where} did not answer in time") from None
-    except openai.APIConnectionError:
-        raise RetryableError(f"cannot reach the embeddings endpoint {where}") from None
-    except openai.InternalServerError as exc:
-        raise llm.RetryLater(f"the embeddings endpoint failed ({exc.status_code}); trying again later",
-                             llm._retry_after(exc.response)) from None
-    except openai.APIStatusError as exc:
-        raise PermanentError(f"the embeddings endpoint answered {exc.status_code}: "
-                             f"{redact_text(llm._api_message(exc), base_url)}") from None
-    except openai.OpenAIError as exc:
-        raise RetryableError(f"the embeddings endpoint {where} failed: {type(exc).__name__}: "
-                             f"{redact_text(str(exc), base_url)}") from None
     data = sorted(response.data or [], key=lambda d: d.index)
     if len(data) != len(texts):
         raise RetryableError(f"the embeddings endpoint returned {len(data)} vectors for {len(texts)} texts")

@@ -17,6 +17,8 @@ import logging
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -172,44 +174,57 @@ def _complete(client: openai.OpenAI, model: str, messages: list[ChatCompletionMe
     """The reply and the tokens used. Every message raised names the endpoint with its credentials
     hidden (``endpoint_for_messages``), and what the endpoint said is shown with them hidden too."""
     where = endpoint_for_messages(base_url)
+    with api_errors(base_url, what="the LLM endpoint", key_hint="Settings or OPENAI_API_KEY",
+                    model_hint="model in Settings or SNAPDESK_LLM_MODEL, or a key that may",
+                    not_found=f"the LLM endpoint {where} has no model {model!r} or no chat-completions API (404): "
+                              "check OPENAI_BASE_URL and SNAPDESK_LLM_MODEL",
+                    bad_request_hint="check the model name and the endpoint in Settings", model=model):
+        response = client.chat.completions.create(model=model, messages=messages, temperature=0.1)
+    if not response.choices or response.choices[0].message.content is None:
+        raise RetryableError("the LLM endpoint returned an empty answer")
+    usage = response.usage
+    return response.choices[0].message.content, (usage.total_tokens if usage else 0)
+
+
+@contextmanager
+def api_errors(base_url: str, *, what: str, key_hint: str, model_hint: str, not_found: str, bad_request_hint: str,
+               model: str) -> Iterator[None]:
+    """What an OpenAI-compatible endpoint's errors mean for a job, as JobErrors a person can act on:
+    429 and 5xx wait (honouring Retry-After), timeouts and unreachable endpoints are retried, 401,
+    403, 404 and 400 fail at once saying what to fix. ``what`` names the endpoint ("the LLM
+    endpoint"); every message shows it with its credentials hidden, and what it said likewise."""
+    where = endpoint_for_messages(base_url)
 
     def said(exc: openai.APIStatusError) -> str:
         return redact_text(_api_message(exc), base_url)
 
     try:
-        response = client.chat.completions.create(model=model, messages=messages, temperature=0.1)
+        yield
     except openai.RateLimitError as exc:
         retry_after = _retry_after(exc.response)
-        raise RetryLater("the LLM endpoint is busy (429 Too Many Requests)"
+        raise RetryLater(f"{what} is busy (429 Too Many Requests)"
                          + (f"; it asked to wait {retry_after:.0f} s" if retry_after else ""), retry_after) from None
     except openai.AuthenticationError:
-        raise PermanentError(f"the LLM endpoint {where} refused the API key (401): set a valid key in "
-                             "Settings or OPENAI_API_KEY") from None
+        raise PermanentError(f"{what} {where} refused the API key (401): set a valid key in {key_hint}") from None
     except openai.PermissionDeniedError:
         raise PermanentError(f"the API key may not use the model {model} at {where} (403): choose another "
-                             "model in Settings or SNAPDESK_LLM_MODEL, or a key that may") from None
+                             f"{model_hint}") from None
     except openai.NotFoundError:
-        raise PermanentError(f"the LLM endpoint {where} has no model {model!r} or no chat-completions API (404): "
-                             "check OPENAI_BASE_URL and SNAPDESK_LLM_MODEL") from None
+        raise PermanentError(not_found) from None
     except openai.BadRequestError as exc:
-        raise PermanentError(f"the LLM endpoint rejected the request (400: {said(exc)}): check the model "
-                             "name and the endpoint in Settings") from None
+        raise PermanentError(f"{what} rejected the request (400: {said(exc)}): {bad_request_hint}") from None
     except openai.APITimeoutError:
-        raise RetryableError(f"the LLM endpoint {where} did not answer in time") from None
+        raise RetryableError(f"{what} {where} did not answer in time") from None
     except openai.APIConnectionError:
-        raise RetryableError(f"cannot reach the LLM endpoint {where}") from None
+        raise RetryableError(f"cannot reach {what} {where}") from None
     except openai.InternalServerError as exc:
-        raise RetryLater(f"the LLM endpoint failed ({exc.status_code}); trying again later",
+        raise RetryLater(f"{what} failed ({exc.status_code}); trying again later",
                          _retry_after(exc.response)) from None
     except openai.APIStatusError as exc:
-        raise PermanentError(f"the LLM endpoint answered {exc.status_code}: {said(exc)}") from None
+        raise PermanentError(f"{what} answered {exc.status_code}: {said(exc)}") from None
     except openai.OpenAIError as exc:  # anything else the client raises (an invalid reply, a bad URL)
-        raise RetryableError(f"the LLM endpoint {where} failed: {type(exc).__name__}: "
+        raise RetryableError(f"{what} {where} failed: {type(exc).__name__}: "
                              f"{redact_text(str(exc), base_url)}") from None
-    if not response.choices or response.choices[0].message.content is None:
-        raise RetryableError("the LLM endpoint returned an empty answer")
-    usage = response.usage
-    return response.choices[0].message.content, (usage.total_tokens if usage else 0)
 
 
 def _retry_after(response: Any) -> float | None:
