@@ -53,6 +53,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..config import APP_NAME, Settings, config_dir, load_settings
+from . import collector
 from .delegates import DocumentDelegate, SessionDelegate
 from .details import DetailsPanel
 from .empty_state import EmptyState
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         self._session_status: dict[int, str] = {}
         self._tray = None
         self.taskbar = TaskbarProgress()
+        collector.install()  # before any other thread runs Python: garbage is collected on this one
 
         self.images = ImageCache(parent=self)
         self.sessions = SessionModel(self)

@@ -2,7 +2,15 @@
 
 import pytest
 
+from snapdesk.gui import collector
 from snapdesk.gui.window import MainWindow
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread():
+    """A window turns automatic collection off; tests after it (not all of them Qt's) get it back."""
+    yield
+    collector.uninstall()
 
 
 @pytest.fixture
