@@ -385,7 +385,7 @@ class Library:
         earlier = Job.get_or_none(Job.document == job.document_id, Job.type == job_type.after)
         if earlier is None or earlier.state != COMPLETE:
             if earlier is not None and earlier.state in (FAILED, CANCELLED):
-                self._skip(job, f"skipped: the {earlier.type} job {earlier.state}")
+                self.skip(job, f"skipped: the {earlier.type} job {earlier.state}")
             return False, {}
         text = (earlier.result or {}).get("text") or ""
         if not text.strip():
@@ -397,7 +397,8 @@ class Library:
             return False, {}
         return True, {"text": text[:SUMMARY_TEXT_LIMIT]}
 
-    def _skip(self, job: Job, reason: str) -> None:
+    def skip(self, job: Job, reason: str) -> None:
+        """A pending job will not run: it ends cancelled, its timeline saying why."""
         now = self.clock()
         Job.update(state=CANCELLED, finished_at=now, error=reason, error_kind="permanent").where(
             Job.id == job.id, Job.state == PENDING).execute()
@@ -411,7 +412,7 @@ class Library:
                 continue
             waiting = Job.get_or_none(Job.document == document_id, Job.type == dependent.name, Job.state == PENDING)
             if waiting is not None:
-                self._skip(waiting, f"skipped: the {job_type} job {state}")
+                self.skip(waiting, f"skipped: the {job_type} job {state}")
 
     def _release_blobs(self) -> list[str]:
         """The documents none of whose jobs still need their Redis copies are marked so; the content

@@ -29,9 +29,9 @@ import base64
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -42,7 +42,6 @@ from .events import JobInputs, Limits
 if TYPE_CHECKING:
     from ..config import Settings
     from .jobs import JobType
-    from .library import Library
 
 #: The job types whose input this module makes.
 INPUTS = ("describe", "embed")
@@ -59,6 +58,17 @@ class MeaningError(Exception):
     """Search by meaning cannot answer; the message says why and what to do."""
 
 
+class Library(Protocol):
+    """What this module needs of the library (``engine/library.py``, which imports this one)."""
+
+    settings: Settings
+    clock: Callable[[], float]
+
+    def skip(self, job: Job, reason: str) -> None: ...
+
+    def search(self, query: str, limit: int = 50, session_id: int | None = None) -> list[dict[str, Any]]: ...
+
+
 # -- the jobs' inputs --------------------------------------------------------------------
 def input_of(library: Library, job: Job, job_type: JobType) -> tuple[bool, JobInputs]:
     """Whether a describe or embed job can be queued now, and the payload it takes."""
@@ -72,7 +82,7 @@ def input_of(library: Library, job: Job, job_type: JobType) -> tuple[bool, JobIn
 def _describe_input(library: Library, job: Job, inputs: dict[str, Job]) -> tuple[bool, JobInputs]:
     thumbnail = inputs.get("thumbnail")
     if thumbnail is None or thumbnail.state in (FAILED, CANCELLED):
-        library._skip(job, "skipped: there is no thumbnail to describe"
+        library.skip(job, "skipped: there is no thumbnail to describe"
                       + (f" (the thumbnail job {thumbnail.state})" if thumbnail else ""))
         return False, {}
     if thumbnail.state != COMPLETE:
@@ -84,7 +94,7 @@ def _describe_input(library: Library, job: Job, inputs: dict[str, Job]) -> tuple
     except OSError:
         image = None
     if not image:
-        library._skip(job, "skipped: the thumbnail file is gone; reprocess the document")
+        library.skip(job, "skipped: the thumbnail file is gone; reprocess the document")
         return False, {}
     doc = job.document
     ocr = inputs.get("ocr")
