@@ -28,7 +28,7 @@ from snapdesk.engine.library import Library
 from helpers import WorkerProcess, wait_for, write_photos
 
 #: The keys SnapDesk uses: its own (events, workers, paused queues, cancel marks, document
-#: copies, the LLM rate window; engine/transport.py RedisTransport.PREFIX) and Huey's for its
+#: copies, the LLM rate window; engine/transport/redis.py RedisTransport.PREFIX) and Huey's for its
 #: queues named snapdesk_<queue> (huey/storage.py RedisStorage): the queue itself (a sorted set
 #: with priorities), the schedule of delayed tasks (retries' backoff), and the hash Huey reads
 #: revocations from before it runs a task. No pub/sub channel is used.

@@ -218,7 +218,7 @@ def test_max_jobs_recycles_without_losing_or_repeating_work(library, start_worke
                        timeout=20, message="the fifth process to serve /metrics")
     assert _sample(samples, "snapdesk_worker_process_jobs_total") == 0
     assert worker.stop() == 0  # SIGTERM to the supervisor: its worker process drains and both exit
-    pids = [int(p) for p in re.findall(r"worker process (\d+) started", log)]
+    pids = [int(p) for p in re.findall(r"worker process (\d+) started", worker.log())]  # the fifth's line too
     assert len(set(pids)) == 5 and not any(_alive(pid) for pid in pids)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from snapdesk.config import load_settings
 from snapdesk.engine.library import Library
-from snapdesk.engine.memory_transport import MemoryTransport
+from snapdesk.engine.transport.memory import MemoryTransport
 
 from unit_helpers import Clock, write_png
 

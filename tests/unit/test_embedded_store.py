@@ -1,4 +1,4 @@
-"""The embedded transport's SQLite parts (engine/transport.py ``EmbeddedTransport``): what it keeps
+"""The embedded transport's SQLite parts (engine/transport/embedded.py ``EmbeddedTransport``): what it keeps
 in the data folder survives a restart, and what it shares between libraries and processes is
 bound to the library's secret. Files in tmp_path; no worker process."""
 

@@ -1,4 +1,4 @@
-"""The memory transport's own parts (engine/memory_transport.py): ``run_next`` as the worker, blobs
+"""The memory transport's own parts (engine/transport/memory.py): ``run_next`` as the worker, blobs
 as in Redis mode, a registry on an injected clock, and a real owner and worker in two threads."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from snapdesk.config import QUEUES
 from snapdesk.engine.library import Library
-from snapdesk.engine.memory_transport import MemoryTransport
+from snapdesk.engine.transport.memory import MemoryTransport
 from snapdesk.engine.transport import PRIORITY_BATCH, PRIORITY_INTERACTIVE
 from snapdesk.store.db import Document, Job
 

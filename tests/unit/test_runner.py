@@ -210,7 +210,7 @@ def test_a_task_of_another_payload_version_fails_saying_to_upgrade_the_worker(tr
 
 def test_events_carry_the_worker_and_its_clock(settings, photo, clock):
     from snapdesk.engine.library import Library
-    from snapdesk.engine.memory_transport import MemoryTransport
+    from snapdesk.engine.transport.memory import MemoryTransport
 
     transport = MemoryTransport(settings, worker_clock=lambda: 1_000.0)
     with Library(settings, transport=transport, clock=clock) as library:

@@ -1,4 +1,4 @@
-"""What every transport promises the owner and the workers (engine/transport.py ``Transport``),
+"""What every transport promises the owner and the workers (engine/transport/base.py ``Transport``),
 checked on the in-process memory transport and on the embedded one (SQLite files in tmp_path, no
 worker process). The Redis transport keeps the same promises; its tests need a redis-server and
 live with the integration tests."""
@@ -13,7 +13,7 @@ from huey.registry import Message
 
 from snapdesk.config import QUEUES
 from snapdesk.engine import events as ev
-from snapdesk.engine.memory_transport import MemoryTransport
+from snapdesk.engine.transport.memory import MemoryTransport
 from snapdesk.engine.transport import (EVERY_LANE, PRIORITY_BATCH, PRIORITY_INTERACTIVE, STALE_WORKER_SECONDS,
                                        EmbeddedTransport, SignatureError, SignedSerializer, Transport)
 

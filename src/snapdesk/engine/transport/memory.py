@@ -36,10 +36,10 @@ from typing import Any, Callable
 from huey import MemoryHuey
 from huey import signals as huey_signals
 
-from ..config import QUEUES, ConfigError, Settings
-from . import events as ev
-from . import runner
-from .transport import STALE_WORKER_SECONDS, LiveWorker, RawEvent, Transport, WorkerStatus
+from ...config import QUEUES, ConfigError, Settings
+from .. import events as ev
+from .. import runner
+from .base import STALE_WORKER_SECONDS, LiveWorker, RawEvent, Transport, WorkerStatus
 
 
 class MemoryTransport(Transport):
