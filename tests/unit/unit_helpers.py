@@ -11,7 +11,7 @@ from PIL import Image
 
 from snapdesk.engine import events as ev
 from snapdesk.engine.library import Library
-from snapdesk.engine.memory_transport import MemoryTransport
+from snapdesk.engine.transport.memory import MemoryTransport
 
 
 class Clock:
