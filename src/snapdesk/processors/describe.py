@@ -17,7 +17,7 @@ are added to a model's answer, so both return the same shape:
      "palette": [{"name", "hex", "share"}], "brightness", "colorfulness", "orientation", "mood",
      "style", "composition", "searchable_text", "model", "source": "llm" | "offline", "tokens"}
 
-Errors, Retry-After and the hiding of credentials are the summary processor's (imported, not copied).
+Errors, Retry-After and the hiding of credentials are those of every endpoint job (``llm.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from . import summary as llm
+from . import llm, summary
 from .errors import PermanentError
 
 #: The fields a model is asked for, as a JSON schema (the structured-output request).
@@ -188,9 +188,9 @@ def metadata_tags(name: str, width: int | None, height: int | None, exif: dict[s
         tags.append("document")
     if len(words) >= 3:
         tags.append("text")
-        lowered = Counter(w.lower() for w in llm.WORD_RE.findall(text))
-        priced = sum(1 for line in text.splitlines() if llm.AMOUNT_RE.search(line))
-        kind = llm._document_type(lowered, priced)
+        lowered = Counter(w.lower() for w in summary.WORD_RE.findall(text))
+        priced = sum(1 for line in text.splitlines() if summary.AMOUNT_RE.search(line))
+        kind = summary._document_type(lowered, priced)
         if kind not in ("other", "article"):
             tags.append(kind)
     if colorfulness < 0.04:
@@ -256,8 +256,8 @@ def _join(words: list[str]) -> str:
 
 # -- through a model -------------------------------------------------------------------
 class _SchemaClient:
-    """The client as the summary's request code uses it, with the structured-output request added
-    to every chat completion (so its error handling is the summary's, not a copy of it)."""
+    """The client every endpoint job uses (``llm.client``), with the structured-output request added
+    to every chat completion (so its error handling is theirs, not a copy of it)."""
 
     def __init__(self, client: Any, extra: dict[str, Any]):
         create = client.chat.completions.create
@@ -276,12 +276,12 @@ def describe_llm(image_bytes: bytes, *, base_url: str, api_key: str, model: str,
     messages: list[ChatCompletionMessageParam] = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": [{"type": "text", "text": hint}, {"type": "image_url", "image_url": {"url": url}}]}]
-    base = llm._client(base_url, api_key, timeout)
+    base = llm.client(base_url, api_key, timeout)
     client: Any = _SchemaClient(base, {"response_format": response_format()})
     tokens, problem = 0, None
     for attempt in range(3):  # the answer, one repair attempt, and one without structured output if refused
         try:
-            reply, used = llm._complete(client, model, messages, base_url)
+            reply, used = llm.complete(client, model, messages, base_url)
         except PermanentError as exc:
             if attempt == 0 and "400" in str(exc) and re.search(r"response_format|json_schema|schema", str(exc), re.I):
                 client = base  # a server without structured output: the prompt alone asks for JSON
@@ -289,9 +289,9 @@ def describe_llm(image_bytes: bytes, *, base_url: str, api_key: str, model: str,
             raise
         tokens += used
         try:
-            answer = Description.model_validate(llm._parse_json(reply))
+            answer = Description.model_validate(llm.parse_json(reply))
         except (ValueError, ValidationError) as exc:
-            problem = llm._explain(exc)
+            problem = llm.explain(exc)
             messages = messages + [{"role": "assistant", "content": reply},
                                    {"role": "user", "content": f"That reply was not valid: {problem}. Reply with "
                                                                "only the corrected JSON object, with the keys asked for."}]

@@ -6,7 +6,7 @@ and OCR text, cut to a size every embeddings model takes); ``embed`` sends texts
 a job's result as base64 (the owner stores it quantised; see ``engine/meaning.py``).
 
 Errors say what to fix, as the summary's do (the same client, Retry-After and hiding of
-credentials, imported from the summary processor).
+credentials: ``llm.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import summary as llm
+from . import llm
 from .errors import PermanentError, RetryableError
 
 #: At most this much text is embedded per document (about 2k tokens: every embeddings model takes it).
@@ -43,7 +43,7 @@ def document_text(describe: dict[str, Any] | None, summary: dict[str, Any] | Non
 def embed(texts: list[str], *, base_url: str, api_key: str, model: str, timeout: float = 60.0) -> list[np.ndarray]:
     """Unit-length float32 vectors of ``texts`` from the embeddings endpoint at ``base_url``."""
     where = llm.endpoint_for_messages(base_url)
-    client = llm._client(base_url, api_key, timeout)
+    client = llm.client(base_url, api_key, timeout)
     with llm.api_errors(base_url, what="the embeddings endpoint",
                         key_hint="Settings, OPENAI_API_KEY or SNAPDESK_EMBED_API_KEY",
                         model_hint="embeddings model in Settings or SNAPDESK_EMBED_MODEL",
