@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 
 from huey import signals as huey_signals
-from huey.consumer import Consumer, Scheduler
-from huey.consumer import Worker as HueyWorker
 
 from .. import __version__
 from ..config import QUEUES, ConfigError, load_settings, redact_url
@@ -35,9 +33,12 @@ from ..engine import events as ev
 from ..engine import runner
 from ..engine.jobs import JOB_TYPES
 from ..engine.local_workers import lock_path, try_lock
-from ..engine.retrying import TRANSIENT_ERRORS, Backoff, describe as describe_error, wait_out
-from ..engine.transport import TASK_NAME, SignatureError, make_transport
+from ..engine.retrying import TRANSIENT_ERRORS, Backoff, wait_out
+from ..engine.retrying import describe as describe_error
+from ..engine.transport import TASK_NAME, make_transport
 from . import recycling
+from .consumer import PausableConsumer
+from .logs import setup_logging
 
 log = logging.getLogger("snapdesk.worker")
 
@@ -46,127 +47,6 @@ QUEUE_COUNTS_INTERVAL = 2.0  # seconds between reads of the queues' depth, for /
 #: /healthz fails when the main loop has not come round for this long: longer than any one
 #: transport call may take (redis-py's socket timeout is 30 s), so a slow Redis is not "stuck".
 STUCK_AFTER = 60.0
-
-
-class JSONFormatter(logging.Formatter):
-    FIELDS = ("job_id", "job_type", "duration_ms", "outcome", "error", "worker")
-
-    def format(self, record):
-        entry = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
-                 "msg": record.getMessage()}
-        entry.update({k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)})
-        if record.exc_info:
-            entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-class _NoConnectionTracebacks(logging.Filter):
-    """While the transport is down, Huey logs a traceback on every read it tries; the worker already
-    said once that it is retrying, so those records go."""
-
-    def filter(self, record):
-        return not (record.exc_info and isinstance(record.exc_info[1], TRANSIENT_ERRORS))
-
-
-def setup_logging(json_logs: bool, log_file: str | None, level=logging.INFO) -> None:
-    handler = (logging.handlers.RotatingFileHandler(log_file, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
-               if log_file else logging.StreamHandler(sys.stderr))
-    handler.setFormatter(JSONFormatter() if json_logs else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_NoConnectionTracebacks())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    logging.getLogger("huey").setLevel(logging.WARNING)  # it logs every task at INFO; we log one line per job
-
-
-class _PausableWorker(HueyWorker):
-    """A Huey worker thread that takes nothing from a paused queue, and backs off quietly while the
-    queue cannot be read (Redis down) instead of logging a traceback ten times a second."""
-
-    is_paused = staticmethod(lambda: False)
-    outage: Backoff  # (Huey's Worker already has a `backoff`: the idle sleep multiplier)
-
-    def loop(self, now=None):
-        if self.is_paused():
-            self.stop_flag.wait(0.25)
-            return
-        try:
-            task = self.huey.dequeue()
-        except TRANSIENT_ERRORS as exc:
-            if self.outage.failures == 0:
-                log.warning("cannot read the %s queue (%s); retrying with backoff", self.huey.name, describe_error(exc))
-            self.stop_flag.wait(self.outage.failed())
-            return
-        except SignatureError as exc:  # forged or unsigned: dropped, never unpickled, never run
-            log.error("dropped a task on the %s queue: %s", self.huey.name, exc)
-            return
-        except Exception:
-            self._logger.exception("Error reading from queue")
-            return
-        if self.outage.succeeded():
-            log.info("the %s queue is readable again", self.huey.name)
-        if task is None:
-            if not self.huey.storage.blocking:
-                self.sleep()
-            return
-        self.delay = self.default_delay
-        try:
-            self.huey.execute(task, now)
-        except Exception:
-            self._logger.exception("Unhandled error during execution of task %s.", task.id)
-
-
-class _Scheduler(Scheduler):
-    """Huey's scheduler, but the Worker decides where a due periodic task goes (not into a paused queue)."""
-
-    on_periodic = staticmethod(lambda due: None)
-
-    def enqueue_periodic_tasks(self, now):
-        self.on_periodic(self.huey.read_periodic(now))
-
-
-class _Consumer(Consumer):
-    """A Huey consumer driven by the Worker: no signal handlers of its own, and pausable threads."""
-
-    worker_class = _PausableWorker
-    scheduler_class = _Scheduler
-
-    def __init__(self, huey, is_paused, on_periodic=None, **kwargs):
-        self._is_paused = is_paused  # before Consumer.__init__, which creates the worker threads
-        self._on_periodic = on_periodic
-        super().__init__(huey, **kwargs)
-
-    def _create_scheduler(self):
-        scheduler = super()._create_scheduler()
-        if self._on_periodic:
-            scheduler.on_periodic = self._on_periodic
-        return scheduler
-
-    def _create_worker(self):
-        worker = super()._create_worker()
-        worker.is_paused = self._is_paused
-        worker.outage = Backoff()
-        return worker
-
-    def _set_signal_handlers(self):
-        pass
-
-    def check_worker_health(self):
-        """Huey's check, but a thread that left because the consumer is stopping (a recycle sets the
-        stop flag from a job's own thread) is not dead and is not restarted. The flag is read after
-        the thread is seen gone: a thread leaves for the flag only once it is set."""
-        for i, (worker, thread) in enumerate(self.worker_threads):
-            if not thread.is_alive() and not self.stop_flag.is_set():
-                self._logger.warning("Worker %d died, restarting.", i + 1)
-                worker = self._create_worker()
-                thread = self._create_process(worker, f"Worker-{i + 1}")
-                thread.start()
-                self.worker_threads[i] = (worker, thread)
-        if not self.scheduler.is_alive() and not self.stop_flag.is_set():
-            self._logger.warning("Scheduler died, restarting.")
-            self.scheduler = self._create_process(self._create_scheduler(), "Scheduler")
-            self.scheduler.start()
 
 
 class Worker:
@@ -200,7 +80,7 @@ class Worker:
         for queue in queues:
             huey = transport.huey(queue)
             huey.signal(huey_signals.SIGNAL_INTERRUPTED)(self._requeue_interrupted)
-            self.consumers[queue] = _Consumer(
+            self.consumers[queue] = PausableConsumer(
                 huey, is_paused=lambda q=queue: q in self.context.paused,
                 workers=self.concurrency[queue], worker_type="thread",
                 periodic=queue == queues[0],  # one scheduler per process queues the maintenance task
