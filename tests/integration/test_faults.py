@@ -148,6 +148,7 @@ def _wait(predicate, timeout, message):
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("transport_name", ["embedded", "redis"])
 def test_every_result_lands_on_its_own_document_exactly_once_under_faults(transport_name, tmp_path, qapp):
+    from snapdesk.gui import operations
     from snapdesk.gui.owner import LibraryOwner
 
     started = time.monotonic()
@@ -194,7 +195,7 @@ def test_every_result_lands_on_its_own_document_exactly_once_under_faults(transp
         owner = LibraryOwner(settings)
         owner.start()
         _wait(lambda: _log_length(settings, owner_id) < 100, 300, "the window's owner to catch up")
-        owner.remove_session(removed.id)
+        operations.remove_session(owner, removed.id).run()
         added_ids = []
         owner.submit([str(folders["added"])], on_started=added_ids.append)
         intruder.attack(*reversed(jobs))

@@ -1,4 +1,5 @@
-"""The Jobs view: per-queue numbers with pause and resume, the workers, and the failed jobs."""
+"""The Jobs view: per-queue numbers with pause and resume, the workers, and the failed jobs.
+Everything it reads and does goes through ``operations``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .rows import document_files, retry_cures
+from . import operations
 
 
 def _ms(value) -> str:
@@ -122,18 +123,12 @@ class JobsDialog(QDialog):
         super().hideEvent(event)
 
     def refresh(self) -> None:
-        def op(lib):
-            failed = lib.failed_jobs(limit=500)
-            documents = document_files({f["document_id"] for f in failed if f["error_kind"] == "permanent"})
-            for f in failed:  # asks the disk whether a permanent failure's file changed since: owner thread
-                f["retry_cures"] = retry_cures("failed", f["error_kind"], documents.get(f["document_id"], {}))
-            return lib.statistics(), failed, sorted(lib.paused_queues())
-        self.owner.call(op, self._show)
+        operations.job_statistics(self.owner, parent=self).success(self._show).failure(self._unreadable).run()
 
-    def _show(self, result) -> None:
-        if isinstance(result, Exception):
-            self.summary.setText(f"Cannot read the statistics: {result}")
-            return
+    def _unreadable(self, error: Exception) -> None:
+        self.summary.setText(f"Cannot read the statistics: {error}")
+
+    def _show(self, result: tuple[dict, list[dict], list[str]]) -> None:
         self.stats, self.failed, paused = result
         stats = self.stats
         minutes = stats["window_seconds"] / 60
@@ -193,15 +188,18 @@ class JobsDialog(QDialog):
         rows = sorted({i.row() for i in self.failed_table.selectedIndexes()})
         ids = [self.failed[r]["id"] for r in rows if r < len(self.failed)]
         if ids:
-            self.owner.call(lambda lib: lib.touch_jobs(lib.discard(ids)), lambda _: self.refresh())
+            operations.discard(self.owner, ids, parent=self).success(self._refresh).run()
 
     def set_paused(self, queue: str, paused: bool) -> None:
-        self.owner.call(lambda lib: lib.pause(queue) if paused else lib.resume(queue), lambda _: self.refresh())
+        operations.set_paused(self.owner, queue, paused, parent=self).success(self._refresh).run()
 
     def retry_selected(self) -> None:
         ids = self._selected_curable()  # a permanent failure would fail the same way again
         if ids:
-            self.owner.retry(ids, on_done=lambda _: self.refresh())
+            operations.retry(self.owner, ids, parent=self).success(self._refresh).run()
 
     def retry_all(self) -> None:
-        self.owner.retry(every_failed=True, on_done=lambda _: self.refresh())
+        operations.retry_failed(self.owner, parent=self).success(self._refresh).run()
+
+    def _refresh(self, _result: object) -> None:
+        self.refresh()

@@ -5,7 +5,7 @@ The searches run on the owner thread (they ask the embeddings endpoint for the q
 the results come back to the GUI thread, where the grid is filtered to the hits of the session
 shown and this panel lists every hit ranked (the words' hits first, then by meaning), each with its
 score. A reason search by meaning cannot run (no embeddings endpoint, a document without a
-vector) is shown in the panel instead. Nothing here touches the library but through the owner.
+vector) is shown in the panel instead. Nothing here touches the library but through ``operations``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QListWidg
                                QVBoxLayout)
 
 from ..engine import meaning
+from . import operations
 
 LIMIT = 50
 
@@ -30,6 +31,7 @@ class MeaningControls(QObject):
 
     def __init__(self, owner, search: QLineEdit, parent=None):
         super().__init__(parent)
+        #: The window's LibraryOwner; the window hands over a new one when it reopens the library.
         self.owner = owner
         self.toggle = QToolButton()
         self.toggle.setObjectName("meaningToggle")
@@ -74,25 +76,21 @@ class MeaningControls(QObject):
         self._generation += 1
         generation = self._generation
 
-        def op(lib):
-            try:
-                return meaning.search(lib, text, limit=LIMIT)
-            except meaning.MeaningError as exc:  # an answer to show, not a failure to log
-                return exc
-
-        def done(result):
+        def found(results: list[dict]) -> None:
             if generation != self._generation:
                 return
-            if isinstance(result, Exception):
-                self._show_problem(result)
-                self.owner.search(text, on_matches)  # the words' hits still filter the grid
-                return
             by_session: dict[int, set[int]] = {}
-            for hit in result:
+            for hit in results:
                 by_session.setdefault(hit["session_id"], set()).add(hit["document_id"])
             on_matches(by_session)
-            self.show_results(f"Found for “{text}”: its words first, then by meaning", result)
-        self.owner.call(op, done, done)
+            self.show_results(f"Found for “{text}”: its words first, then by meaning", results)
+
+        def failed(error: Exception) -> None:
+            if generation != self._generation:
+                return
+            self._show_problem(error)
+            operations.search(self.owner, text).success(on_matches).run()  # the words' hits still filter the grid
+        operations.search_meaning(self.owner, text, LIMIT).success(found).failure(failed).run()
 
     def similar(self, doc_id: int | None) -> None:
         if doc_id is None:
@@ -100,18 +98,14 @@ class MeaningControls(QObject):
         self._generation += 1
         generation = self._generation
 
-        def done(result):
+        def found(results: list[dict]) -> None:
             if generation == self._generation:
-                if isinstance(result, Exception):
-                    self._show_problem(result)
-                else:
-                    self.show_results(f"Most like document {doc_id}", result)
-        def op(lib):
-            try:
-                return meaning.similar(lib, doc_id, limit=LIMIT)
-            except meaning.MeaningError as exc:
-                return exc
-        self.owner.call(op, done, done)
+                self.show_results(f"Most like document {doc_id}", results)
+
+        def failed(error: Exception) -> None:
+            if generation == self._generation:
+                self._show_problem(error)
+        operations.similar(self.owner, doc_id, LIMIT).success(found).failure(failed).run()
 
     # -- showing ---------------------------------------------------------------------------
     def show_results(self, heading: str, results: list[dict]) -> None:

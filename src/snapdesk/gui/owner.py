@@ -1,10 +1,12 @@
 """The owner thread: the one place in the app that talks to the Library.
 
 The window never touches the DB, the queues, Redis or a worker. It hands an operation (a
-function of the Library) to :class:`LibraryOwner` and gets the result back on the GUI thread
-through a queued signal. Between operations the thread applies workers' events with a short
-``pump`` and does the housekeeping every two seconds (leases, dispatch, local workers, the
-status bar's numbers). Whatever changed reaches the window as rows (``rows.py``).
+function of the Library, made by ``operations.py``: one per action of a person) to
+:class:`LibraryOwner` and gets the result back on the GUI thread through a queued signal. Between
+operations the thread applies workers' events with a short ``pump`` and every two seconds runs
+``Library.housekeeping`` (leases, dispatch, local workers), then reads the status bar's numbers.
+Whatever changed reaches the window as rows (``rows.py``). An import's scan reads and hashes files
+on a thread of its own (``submit``) and hands the owner thread its batches to add.
 """
 
 from __future__ import annotations
@@ -29,10 +31,7 @@ from . import rows
 
 log = logging.getLogger("snapdesk.gui.owner")
 
-Operation = Callable[[Library], Any]
-
-
-class _TrackingLibrary(Library):
+class TrackingLibrary(Library):
     """A Library that remembers which documents and sessions the events it applies touch."""
 
     def __init__(self, *args, **kwargs):
@@ -52,6 +51,10 @@ class _TrackingLibrary(Library):
             self.touched_sessions.add(session_id)
 
 
+#: Work for the owner thread: a function of its library (``operations.py`` makes them).
+Operation = Callable[[TrackingLibrary], Any]
+
+
 class LibraryOwner(QObject):
     """Runs the process's Library on one background thread; results come back as signals."""
 
@@ -61,8 +64,6 @@ class LibraryOwner(QObject):
     failed = Signal(str)
     #: Sessions added or whose counts changed.
     sessionsChanged = Signal(list)
-    #: (session id, every DocRow of it), answering ``load_session``.
-    documentsLoaded = Signal(int, list)
     #: DocRows that changed.
     documentsChanged = Signal(list)
     #: A session was removed (its id).
@@ -71,8 +72,8 @@ class LibraryOwner(QObject):
     statusChanged = Signal(dict)
     #: An operation without an error callback failed (a message for a person).
     operationFailed = Signal(str)
-    #: (callback, result, error): an operation ended; delivered on the GUI thread.
-    _finished = Signal(object, object, object)
+    #: (callback, result or exception, failed): an operation ended; delivered on the GUI thread.
+    _finished = Signal(object, object, bool)
 
     #: How long one pump waits for events; the longest an operation waits to start.
     BLOCK_MS = 50
@@ -120,19 +121,19 @@ class LibraryOwner(QObject):
     def is_running(self) -> bool:
         return self._thread.is_alive()
 
-    def _deliver(self, callback, result, error) -> None:
+    def _deliver(self, callback, value, failed: bool) -> None:
         if callback is not None:
-            callback(error if error is not None else result)
-        elif error is not None:
-            self.operationFailed.emit(str(error))
+            callback(value)
+        elif failed:
+            self.operationFailed.emit(str(value))
 
-    # -- operations the window uses ----------------------------------------------------
+    # -- the owner's own operations ----------------------------------------------------
     def submit(self, paths: list[str], on_started=None, on_done=None, on_error=None) -> None:
         """Add files and folders as a new session. ``on_started(session id)`` comes at once, with the
         session empty; a scan thread reads and hashes the files and hands them over in batches, which
         arrive as ``documentsChanged`` while the owner goes on applying events; ``on_done`` gets what
         the scan left out when it ends."""
-        def start(lib: _TrackingLibrary):
+        def start(lib: TrackingLibrary):
             session = lib.begin_session(paths)
             self.sessionsChanged.emit(rows.session_rows([session.id]))
             threading.Thread(target=self._scan, args=(lib.scanner(), session.id, paths, on_done, on_error),
@@ -149,7 +150,7 @@ class LibraryOwner(QObject):
         room = threading.Semaphore(2)
 
         def add(batch):
-            def op(lib: _TrackingLibrary):
+            def op(lib: TrackingLibrary):
                 try:
                     session = UploadSession.get_or_none(UploadSession.id == session_id)
                     if session is None or session_id in self._stopped_scans:
@@ -162,7 +163,7 @@ class LibraryOwner(QObject):
                     room.release()
             return op
 
-        def end(lib: _TrackingLibrary):
+        def end(lib: TrackingLibrary):
             session = UploadSession.get_or_none(UploadSession.id == session_id)
             if session is not None:
                 lib.end_scan(session, scanner)
@@ -183,93 +184,15 @@ class LibraryOwner(QObject):
             scanner.skip(Path(paths[0]), "unreadable", f"the scan stopped: {exc}")
         self.call(end, on_done, on_error)
 
-    def load_session(self, session_id: int) -> None:
-        self.call(lambda lib: self.documentsLoaded.emit(session_id, rows.document_rows(session_id=session_id)))
-
-    def details(self, doc_id: int, on_done) -> None:
-        """A document for the details panel. Opening it moves its waiting jobs ahead of batch work."""
-        def op(lib: _TrackingLibrary):
-            try:
-                lib.prioritise([doc_id])
-            except TRANSIENT_ERRORS as exc:  # the details still show; the jobs keep their place
-                log.warning("could not move the jobs of document %s ahead: %s", doc_id, exc)
-            return rows.document_details(doc_id)
-        self.call(op, on_done)
-
-    def retry(self, job_ids=(), session_id: int | None = None, on_done=None, every_failed: bool = False) -> None:
-        """Retry the given jobs, or with ``session_id`` every failed job of that session that a retry
-        may cure (``every_failed``: of every session); a permanent failure is left as it is, unless
-        its file changed since."""
-        def op(lib: _TrackingLibrary):
-            if session_id is not None or every_failed:
-                ids = rows.retryable_failed_job_ids(session_id=session_id)
-            else:
-                ids = list(job_ids)
-            retried = lib.retry(job_ids=ids) if ids else []
-            lib.touch_jobs([job.id for job in retried])
-            return len(retried)
-        self.call(op, on_done)
-
-    def refresh_rows(self, doc_ids) -> None:
-        """Read these documents' rows again (what the disk says of their files may have changed)."""
-        self.call(lambda lib: self.documentsChanged.emit(rows.document_rows(doc_ids=list(doc_ids))))
-
-    def reprocess(self, doc_ids, on_done=None) -> None:
-        """Run every finished job of these documents again, not reusing earlier results."""
-        def op(lib: _TrackingLibrary):
-            jobs = lib.reprocess(list(doc_ids))
-            lib.touch_jobs([job.id for job in jobs])
-            return len(jobs)
-        self.call(op, on_done)
-
-    def cancel(self, job_ids=(), session_id: int | None = None, on_done=None) -> None:
-        """Cancel the given unfinished jobs, or with ``session_id`` every unfinished job of that session."""
-        if session_id is not None:
-            self._stopped_scans.add(session_id)  # now: batches the scan already handed over are dropped
-
-        def op(lib: _TrackingLibrary):
-            if session_id is not None:
-                cancelled = lib.cancel(session_id=session_id)
-            else:
-                cancelled = lib.cancel(job_ids=list(job_ids))
-            lib.touch_jobs(cancelled)
-            return len(cancelled)
-        self.call(op, on_done)
-
-    def remove_session(self, session_id: int, on_done=None) -> None:
-        self._stopped_scans.add(session_id)  # now: batches the scan already handed over are dropped
-
-        def op(lib: _TrackingLibrary):
-            removed = lib.remove_session(session_id)
-            lib.touched_sessions.discard(session_id)
-            if removed:
-                self.sessionRemoved.emit(session_id)
-            return removed
-        self.call(op, on_done)
-
-    def search(self, text: str, on_done) -> None:
-        """{session id: ids of its documents whose text, summary or name match}, over every session."""
-        def op(lib: _TrackingLibrary):
-            found: dict[int, set[int]] = {}
-            if hasattr(lib, "search"):
-                for hit in lib.search(text, limit=5000):
-                    found.setdefault(hit["session_id"], set()).add(hit["document_id"])
-            return found
-        self.call(op, on_done)
-
-    def export(self, session_id: int, path: str, fmt: str, on_done=None, on_error=None) -> None:
-        def op(lib: _TrackingLibrary):
-            import json
-            report = lib.report(UploadSession.get_by_id(session_id))
-            text = json.dumps(report, indent=2) + "\n" if fmt == "json" else rows.report_csv(report)
-            Path(path).write_text(text, encoding="utf-8")
-            return path
-        self.call(op, on_done, on_error)
+    def stop_scan(self, session_id: int) -> None:
+        """The session's scan adds nothing more (it is being removed or cancelled); batches it
+        already handed over are dropped. Called on the GUI thread, before the operation runs."""
+        self._stopped_scans.add(session_id)
 
     # -- the thread --------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            lib = _TrackingLibrary(self.settings)
+            lib = TrackingLibrary(self.settings)
         except Exception as exc:  # a data folder that cannot be used, a bad Redis URL or secret
             log.exception("cannot open the library")
             self.failed.emit(str(exc))
@@ -285,7 +208,7 @@ class LibraryOwner(QObject):
             except Exception:
                 log.exception("closing the library")
 
-    def _loop(self, lib: _TrackingLibrary) -> None:
+    def _loop(self, lib: TrackingLibrary) -> None:
         next_housekeeping = 0.0
         next_sessions = 0.0
         pending_sessions: set[int] = set()
@@ -318,7 +241,7 @@ class LibraryOwner(QObject):
         if pending_sessions:
             self.sessionsChanged.emit(rows.session_rows(pending_sessions))
 
-    def _run_ops(self, lib: _TrackingLibrary) -> bool:
+    def _run_ops(self, lib: TrackingLibrary) -> bool:
         """Run queued operations for up to OPS_SLICE_S, then return, so that what they changed
         reaches the window and events keep being applied while a long import queues batch after batch."""
         ran = False
@@ -333,9 +256,9 @@ class LibraryOwner(QObject):
                 result = op(lib)
             except Exception as exc:
                 log.exception("operation %r failed", op)
-                self._finished.emit(on_error, None, exc)
+                self._finished.emit(on_error, exc, True)
             else:
-                self._finished.emit(on_done, result, None)
+                self._finished.emit(on_done, result, False)
         return ran
 
     def _fail_pending(self) -> None:
@@ -345,10 +268,10 @@ class LibraryOwner(QObject):
             except queue.Empty:
                 return
 
-    def _housekeeping(self, lib: _TrackingLibrary) -> None:
+    def _housekeeping(self, lib: TrackingLibrary) -> None:
         status: dict = {"transport": lib.transport.describe(), "error": None}
         try:
-            started = time.time()
+            started = lib.clock()
             lib.housekeeping()
             given_up = JobEvent.select(JobEvent.job).where(JobEvent.type.in_(("lease:expired", "task:lost")),
                                                            JobEvent.at >= started)

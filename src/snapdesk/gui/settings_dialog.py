@@ -2,7 +2,8 @@
 once, retries, where the library lives, the language model for summaries, and the vision and
 embeddings models for pictures and search by meaning. It edits ``settings.json`` in the config folder,
 the file ``config.load_settings`` reads; environment variables still win, so a field set by one
-is shown but cannot be changed here.
+is shown but cannot be changed here. The Test buttons' checks run as ``operations.check_settings``
+tasks, on threads of their own: they wait on the network, which the owner thread must never do.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..config import ConfigError, Settings, config_dir, default_data_dir, load_settings
+from . import operations
 
 #: (Settings field, label, kind) in the order shown; kind is "text", "secret", "int", "ms", "folder"
 #: or a tuple of choices.
@@ -212,8 +213,6 @@ class SettingsDialog(QDialog):
     """Shows the settings in effect; Save hands the changed ones to ``saved`` (by env name)."""
 
     saved = Signal(dict)
-    #: (which test, passed, what it found), from the thread that ran a Test button's check.
-    tested = Signal(str, bool, str)
 
     def __init__(self, settings: Settings, environ=None, parent=None):
         super().__init__(parent)
@@ -223,7 +222,6 @@ class SettingsDialog(QDialog):
         environ = os.environ if environ is None else environ
         self.editors: dict[str, QWidget] = {}
         self.test_results: dict[str, tuple[QPushButton, QLabel]] = {}
-        self.tested.connect(self._show_test)
         layout = QVBoxLayout(self)
         note = QLabel("Leave the Redis URL empty to process everything on this computer. With a URL, "
                       "snapdesk-worker processes on other machines share the work; they need the same secret.")
@@ -272,8 +270,8 @@ class SettingsDialog(QDialog):
         return editor.text().strip() if editor.isEnabled() else str(getattr(self.settings, name) or "")
 
     def run_test(self, which: str) -> None:
-        """Check the Redis URL or the LLM endpoint as entered, on a thread of its own (the window
-        never waits on the network); the answer comes back through ``tested``."""
+        """Check the Redis URL or the LLM endpoint as entered, as an ``operations`` Task: on a thread
+        of its own, since it may wait seconds on the network, which the owner thread must not."""
         button, result = self.test_results[which]
         button.setEnabled(False)
         result.setText("Testing…")
@@ -288,12 +286,9 @@ class SettingsDialog(QDialog):
             check, args = _check_llm, (self._text("openai_base_url"), self._text("openai_api_key"),
                                        self._text("llm_model"))
 
-        def run():
-            try:
-                self.tested.emit(which, True, check(*args))
-            except Exception as exc:  # whatever went wrong is the answer to show
-                self.tested.emit(which, False, str(exc))
-        threading.Thread(target=run, name=f"settings-test-{which}", daemon=True).start()
+        operations.check_settings(which, check, *args, parent=self) \
+            .success(lambda found: self._show_test(which, True, found)) \
+            .failure(lambda error: self._show_test(which, False, str(error))).run()
 
     def _show_test(self, which: str, ok: bool, message: str) -> None:
         button, result = self.test_results[which]

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..store.db import SkippedFile, UploadSession, tuples
+from . import operations
 
 #: What each reason is called in the window.
 REASON_TEXT = {"unsupported": "Unsupported type", "empty": "Empty", "too_large": "Too large", "hidden": "Hidden",
@@ -100,11 +101,11 @@ class SkippedLine(QLabel):
             self.skipped = None
             self.hide()
             return
-        owner.call(lambda lib: read_skipped(session_id), self._read)
+        operations.skipped_files(owner, session_id, parent=self).success(self._read).run()
 
-    def _read(self, skipped: Any) -> None:
-        if not isinstance(skipped, dict) or self._shown is None or skipped["session_id"] != self._shown[0]:
-            return  # an error (logged by the owner), or a session no longer shown
+    def _read(self, skipped: dict[str, Any]) -> None:
+        if self._shown is None or skipped["session_id"] != self._shown[0]:
+            return  # a session no longer shown
         self.skipped = skipped
         if not skipped["total"]:
             self.hide()

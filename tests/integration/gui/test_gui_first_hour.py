@@ -47,7 +47,7 @@ def on_owner(window, qtbot, op):
 
 
 def labels(window):
-    return {name: b.text() for name, b in window.filter_buttons.items()}
+    return {name: b.text() for name, b in window.header.filter_buttons.items()}
 
 
 # -- 7. A permanent failure is not offered a Retry ------------------------------------------------
@@ -85,16 +85,16 @@ def test_a_permanent_failure_offers_no_retry_until_its_file_changes(window, star
     assert error.text().startswith("the image is damaged or truncated") and error.text().endswith(
         "No retry will cure this.")
     assert not window.retry_action.isEnabled()  # Ctrl+R: nothing in the selection a retry cures
-    window.retry_selected()
+    window.commands.retry_selected()
     assert window.statusBar().currentMessage() == "No retry will cure what failed in the selection"
 
     # Retry Failed queues the one that may work, and leaves the permanent one as it is.
     qtbot.waitUntil(lambda: window.sessions.row_by_id(window.current_session).retryable == 1, timeout=WAIT)
-    assert window.retry_failed_button.isEnabled()
-    qtbot.mouseClick(window.retry_failed_button, Qt.MouseButton.LeftButton)
+    assert window.header.retry_failed_button.isEnabled()
+    qtbot.mouseClick(window.header.retry_failed_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: by_name(window, "flaky-000.jpg").status == "complete", timeout=WAIT)
-    qtbot.waitUntil(lambda: not window.retry_failed_button.isEnabled(), timeout=WAIT)
-    assert "no retry will cure" in window.retry_failed_button.toolTip()
+    qtbot.waitUntil(lambda: not window.header.retry_failed_button.isEnabled(), timeout=WAIT)
+    assert "no retry will cure" in window.header.retry_failed_button.toolTip()
     assert by_name(window, "cut.jpg").status == "failed"
     assert "retry" not in [e["type"] for e in window.details.details["jobs"][0]["timeline"]]
 
@@ -142,14 +142,14 @@ def test_the_filters_count_queued_apart_from_running_and_follow_the_search(windo
     window.set_filter("all")
 
     # With a search, the counts are those of the documents it finds.
-    window.search.setText("city")
+    window.header.search.setText("city")
     assert labels(window) == {"all": "All  2", "queued": "Queued  2", "running": "Running  0",
                               "failed": "Failed  0", "done": "Done  0"}
-    assert window.filter_buttons["queued"].accessibleName() == "Show queued: 2 documents matching “city”"
-    window.search.setText("beach")
+    assert window.header.filter_buttons["queued"].accessibleName() == "Show queued: 2 documents matching “city”"
+    window.header.search.setText("beach")
     assert (labels(window)["all"], labels(window)["running"], labels(window)["queued"]) == (
         "All  3", "Running  2", "Queued  1")
-    window.search.clear()
+    window.header.search.clear()
     assert labels(window)["all"] == "All  5"
 
     # The session's ring says what its number is: a percentage.
@@ -282,8 +282,8 @@ def test_the_window_speaks_its_tiles_and_sessions(window, start_worker, tmp_path
     qtbot.waitUntil(lambda: sessions.child(0).text(QAccessible.Text.Name)
                     == "Lisbon, done, 1 of 1 document done", timeout=WAIT)
     assert sessions.text(QAccessible.Text.Name) == "Sessions"
-    assert window.search.accessibleName() == "Search names and text"
-    assert window.filter_buttons["done"].accessibleName() == "Show done: 1 document"
+    assert window.header.search.accessibleName() == "Search names and text"
+    assert window.header.filter_buttons["done"].accessibleName() == "Show done: 1 document"
 
 
 def test_every_action_is_reachable_from_the_keyboard(window, tmp_path, qtbot):
@@ -311,14 +311,15 @@ def test_every_action_is_reachable_from_the_keyboard(window, tmp_path, qtbot):
         if seen[-1] is window.sessions_view:
             break
     # The filters are one stop, like radio buttons: Tab reaches the one chosen, the arrows choose another.
-    expected = [window.filter_buttons["all"], window.search, window.grid]
-    assert [w for w in seen if w in [*window.filter_buttons.values(), window.search, window.grid]] == expected
+    expected = [window.header.filter_buttons["all"], window.header.search, window.grid]
+    header = window.header
+    assert [w for w in seen if w in [*header.filter_buttons.values(), header.search, window.grid]] == expected
     texts = [w.text() for w in seen if isinstance(w, QPushButton)]
     assert {"Open", "Show in Folder", "Copy Path"} <= set(texts)
-    window.filter_buttons["all"].setFocus()
-    QTest.keyClick(window.filter_buttons["all"], Qt.Key.Key_Right)
-    assert window.filter_buttons["queued"].hasFocus() and window.filtered.filter == "queued"
-    QTest.keyClick(window.filter_buttons["queued"], Qt.Key.Key_Left)
+    window.header.filter_buttons["all"].setFocus()
+    QTest.keyClick(window.header.filter_buttons["all"], Qt.Key.Key_Right)
+    assert window.header.filter_buttons["queued"].hasFocus() and window.filtered.filter == "queued"
+    QTest.keyClick(window.header.filter_buttons["queued"], Qt.Key.Key_Left)
     assert window.filtered.filter == "all"
 
     # F6 moves between the panes; Escape in the search clears it and goes back to the grid.
@@ -329,11 +330,11 @@ def test_every_action_is_reachable_from_the_keyboard(window, tmp_path, qtbot):
     assert window.details.isAncestorOf(QApplication.focusWidget()) or window.details.hasFocus()
     QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6)
     assert window.sessions_view.hasFocus()
-    window.focus_search()
-    QTest.keyClicks(window.search, "zzz")
+    window.header.focus_search()
+    QTest.keyClicks(window.header.search, "zzz")
     assert window.filtered.rowCount() == 0
-    QTest.keyClick(window.search, Qt.Key.Key_Escape)
-    assert window.search.text() == "" and window.grid.hasFocus() and window.filtered.rowCount() == 2
+    QTest.keyClick(window.header.search, Qt.Key.Key_Escape)
+    assert window.header.search.text() == "" and window.grid.hasFocus() and window.filtered.rowCount() == 2
 
     # The Jobs view: Tab goes from the queues to each queue's Pause button, which stays while it refreshes.
     window.show_jobs()

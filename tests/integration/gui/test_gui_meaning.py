@@ -56,27 +56,27 @@ def test_descriptions_tags_colours_and_search_by_meaning_in_the_window(open_wind
     assert swatches and swatches[0].accessibleName().startswith("blue ")
     # A tag searches for its documents.
     qtbot.mouseClick(next(b for b in tags if b.text() == "circle"), Qt.MouseButton.LeftButton)
-    assert window.search.text() == "circle"
+    assert window.header.search.text() == "circle"
     qtbot.waitUntil(lambda: window.filtered.rowCount() == 3, timeout=WAIT)  # the circles and the copy
 
     # The Meaning toggle: the words' hits first, then by meaning, ranked, with their scores.
-    window.meaning.toggle.setChecked(True)
-    window.search.setText("yellow square on a green background")
-    items = window.meaning.list
-    qtbot.waitUntil(lambda: window.meaning.panel.isVisible() and items.count() > 1
-                    and "yellow" in window.meaning.heading.text(), timeout=WAIT)
+    window.header.meaning.toggle.setChecked(True)
+    window.header.search.setText("yellow square on a green background")
+    items = window.header.meaning.list
+    qtbot.waitUntil(lambda: window.header.meaning.panel.isVisible() and items.count() > 1
+                    and "yellow" in window.header.meaning.heading.text(), timeout=WAIT)
     assert items.item(0).text().startswith("1. yellow-square.jpg")
     assert "score" in items.item(items.count() - 1).text()
     assert window.filtered.rowCount() == 5  # every picture is near in some way: all stay in the grid
 
     # Find Similar on the document's menu: the resized copy first.
-    window.search.clear()
+    window.header.search.clear()
     row = _select(window, "red-circle.jpg")
     menu = window.grid_menu([row])
     similar = next(a for a in menu.actions() if a.text() == "Find Similar")
     similar.trigger()
-    qtbot.waitUntil(lambda: window.meaning.panel.isVisible() and items.count() > 0
-                    and "Most like" in window.meaning.heading.text(), timeout=WAIT)
+    qtbot.waitUntil(lambda: window.header.meaning.panel.isVisible() and items.count() > 0
+                    and "Most like" in window.header.meaning.heading.text(), timeout=WAIT)
     assert items.item(0).text().startswith("1. copy-small.png  ·  score 1.000")
 
 
@@ -86,10 +86,10 @@ def test_without_an_embeddings_model_the_window_says_why(window, start_worker, t
     window.import_paths([str(tmp_path / "photos")])
     qtbot.waitUntil(lambda: len(_rows(window)) == 5 and all(r.status == "complete" for r in _rows(window)),
                     timeout=WAIT)
-    window.meaning.toggle.setChecked(True)
-    window.search.setText("purple")
-    qtbot.waitUntil(lambda: window.meaning.panel.isVisible() and "no embeddings endpoint is set"
-                    in window.meaning.heading.text(), timeout=WAIT)
+    window.header.meaning.toggle.setChecked(True)
+    window.header.search.setText("purple")
+    qtbot.waitUntil(lambda: window.header.meaning.panel.isVisible() and "no embeddings endpoint is set"
+                    in window.header.meaning.heading.text(), timeout=WAIT)
     # The words still find it: its offline description's colours are in the text index.
     qtbot.waitUntil(lambda: window.filtered.rowCount() == 1, timeout=WAIT)
     _select(window, "purple-circle.jpg")

@@ -60,10 +60,10 @@ def test_the_files_an_import_skipped_are_named_under_its_session(window, start_w
     (folder / ".DS_Store").write_bytes(b"x")
     start_worker()
     drag_and_drop(window.empty_page, [folder])
-    qtbot.waitUntil(lambda: window.skipped_line.isVisible(), timeout=WAIT)
-    assert window.skipped_line.text() == "4 files skipped — <a href='show'>Show</a>"
+    qtbot.waitUntil(lambda: window.header.skipped_line.isVisible(), timeout=WAIT)
+    assert window.header.skipped_line.text() == "4 files skipped — <a href='show'>Show</a>"
 
-    dialog = window.skipped_line.open_dialog()
+    dialog = window.header.skipped_line.open_dialog()
     assert dialog.isVisible()
     assert sorted((os.path.basename(path), reason) for path, reason in dialog.listed()) == [
         (".DS_Store", "Hidden"), ("empty.png", "Empty"), ("photo_copy.jpg", "Duplicate"),
@@ -79,6 +79,7 @@ def test_the_files_an_import_skipped_are_named_under_its_session(window, start_w
     clean.mkdir()
     (clean / "one.jpg").write_bytes(jpeg_bytes(200, 100, seed=9))
     drag_and_drop(window.grid.viewport(), [clean])
-    qtbot.waitUntil(lambda: window.session_title.text() == "clean" and window.skipped_line.skipped is not None
-                    and window.skipped_line.skipped["session_id"] == window.current_session, timeout=WAIT)
-    assert window.skipped_line.skipped["total"] == 0 and not window.skipped_line.isVisible()
+    header = window.header
+    qtbot.waitUntil(lambda: header.session_title.text() == "clean" and header.skipped_line.skipped is not None
+                    and header.skipped_line.skipped["session_id"] == window.current_session, timeout=WAIT)
+    assert header.skipped_line.skipped["total"] == 0 and not header.skipped_line.isVisible()

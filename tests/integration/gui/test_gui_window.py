@@ -64,7 +64,7 @@ def test_a_dropped_folder_becomes_a_session_whose_items_complete(window, start_w
     assert entered and overlay_shown and dropped
     assert not window.overlay.isVisible()
     qtbot.waitUntil(lambda: window.documents.rowCount() == 5, timeout=WAIT)
-    assert window.session_title.text() == "holiday"
+    assert window.header.session_title.text() == "holiday"
     qtbot.waitUntil(lambda: statuses(window) == ["complete"] * 4 + ["failed"], timeout=WAIT)
 
     failed = next(r for r in rows(window) if r.status == "failed")
@@ -73,7 +73,7 @@ def test_a_dropped_folder_becomes_a_session_whose_items_complete(window, start_w
     assert done.blurhash and done.thumbs["sm"].endswith("sm.webp") and (done.width, done.height) == (800, 600)
     # The sidebar's counts follow, and the tiles on screen get their thumbnails.
     qtbot.waitUntil(lambda: (session_row(window).complete, session_row(window).failed) == (4, 1), timeout=WAIT)
-    assert window.filter_buttons["failed"].text() == "Failed  1"
+    assert window.header.filter_buttons["failed"].text() == "Failed  1"
     qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "holiday: done, 4 of 5 documents, 1 failed",
                     timeout=WAIT)
     window.grid.viewport().update()
@@ -88,7 +88,7 @@ def test_a_dropped_folder_becomes_a_session_whose_items_complete(window, start_w
     more = write_photos(tmp_path / "more", 1, prefix="extra", start_seed=9)
     entered, overlay_shown, dropped = drag_and_drop(window.grid.viewport(), more)
     assert entered and overlay_shown and dropped
-    qtbot.waitUntil(lambda: window.sessions.rowCount() == 2 and window.session_title.text() == "extra-000.jpg",
+    qtbot.waitUntil(lambda: window.sessions.rowCount() == 2 and window.header.session_title.text() == "extra-000.jpg",
                     timeout=WAIT)
     qtbot.waitUntil(lambda: statuses(window) == ["complete"], timeout=WAIT)
 
@@ -150,7 +150,7 @@ def test_ctrl_r_retries_the_selection_and_the_session_can_be_exported(window, st
 
     exported = []
     for fmt in ("json", "csv"):
-        window.export_session(str(tmp_path / f"session.{fmt}"), fmt, on_done=exported.append)
+        window.commands.export_session(str(tmp_path / f"session.{fmt}"), fmt, on_done=exported.append)
     qtbot.waitUntil(lambda: len(exported) == 2, timeout=WAIT)
     report = json.loads((tmp_path / "session.json").read_text())
     assert report["counts"]["documents"]["complete"] == 2 and report["transport"] == "embedded"
@@ -257,11 +257,12 @@ def test_removing_a_session_forgets_it(window, tmp_path, qtbot):
     window.import_paths([str(tmp_path / "a")])
     qtbot.waitUntil(lambda: window.sessions.rowCount() == 1, timeout=WAIT)
     window.import_paths([str(tmp_path / "b")])
-    qtbot.waitUntil(lambda: window.session_title.text() == "b", timeout=WAIT)
-    window.remove_session(confirm=False)
+    qtbot.waitUntil(lambda: window.header.session_title.text() == "b", timeout=WAIT)
+    window.commands.remove_session(confirm=False)
     qtbot.waitUntil(lambda: window.sessions.rowCount() == 1, timeout=WAIT)
     assert window.sessions.row(0).name == "a"
-    qtbot.waitUntil(lambda: window.session_title.text() == "a" and window.documents.rowCount() == 1, timeout=WAIT)
+    qtbot.waitUntil(lambda: window.header.session_title.text() == "a" and window.documents.rowCount() == 1,
+                    timeout=WAIT)
 
 
 def test_a_library_that_cannot_be_opened_is_explained_in_the_window(open_window, settings, tmp_path, qtbot):
@@ -288,11 +289,11 @@ def test_keyboard_shortcuts(window, qtbot):
     shortcuts = {a.text(): a.shortcut().toString() for a in window.actions()}
     assert shortcuts["Add &Files…"] == "Ctrl+O" and shortcuts["Add F&older…"] == "Ctrl+Shift+O"
     assert shortcuts["&Retry Selected"] == "Ctrl+R" and shortcuts["&Quit"] == "Ctrl+Q"
-    window.session_title.show()
-    window.search.show()
+    window.header.session_title.show()
+    window.header.search.show()
     window.activateWindow()
     QTest.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: window.search.hasFocus(), timeout=WAIT)
+    qtbot.waitUntil(lambda: window.header.search.hasFocus(), timeout=WAIT)
 
 
 def test_a_large_import_does_not_freeze_the_window(window, tmp_path, qtbot):
@@ -326,8 +327,8 @@ def test_a_big_folder_shows_its_first_items_while_the_scan_goes_on(open_window, 
     window = open_window(settings.replace(max_file_mb=8192))
     window.import_paths([str(folder)])
     qtbot.waitUntil(lambda: session_row(window) is not None and window.documents.rowCount() >= 21, timeout=WAIT)
-    assert window.session_title.text() == "archive"
-    assert session_row(window).scanning and "scanning for files" in window.session_info.text()
+    assert window.header.session_title.text() == "archive"
+    assert session_row(window).scanning and "scanning for files" in window.header.session_info.text()
     assert window.importing == 1
     qtbot.waitUntil(lambda: window.documents.rowCount() == 26 and not session_row(window).scanning, timeout=WAIT)
     assert window.importing == 0
@@ -363,10 +364,10 @@ def test_the_details_show_the_summary_and_the_text_of_a_scan(window, start_worke
     qtbot.waitUntil(lambda: statuses(window) == ["complete", "complete"], timeout=60_000)
 
     # The search finds the scan by a word of its text, not of its name.
-    window.search.setText("acme")
+    window.header.search.setText("acme")
     qtbot.waitUntil(lambda: [window.filtered.index(r, 0).data() for r in range(window.filtered.rowCount())]
                     == ["invoice.png"], timeout=WAIT)
-    window.search.clear()
+    window.header.search.clear()
     window.grid.setCurrentIndex(window.filtered.index(0, 0))  # the scan, first by name
     qtbot.waitUntil(lambda: window.details.doc_id is not None and len(window.details.results) == 2, timeout=WAIT)
     summary, text = window.details.results
@@ -380,10 +381,10 @@ def test_the_details_show_the_summary_and_the_text_of_a_scan(window, start_worke
     write_photos(tmp_path / "later", 1, prefix="later", width=320, height=240, start_seed=4)
     window.import_paths([str(tmp_path / "later")])
     qtbot.waitUntil(lambda: window.current_session != scans and window.documents.rowCount() == 1, timeout=WAIT)
-    window.search.setText("acme")
-    qtbot.waitUntil(lambda: window.other_matches.isVisibleTo(window), timeout=WAIT)
-    assert window.filtered.rowCount() == 0 and "scans</a> (1)" in window.other_matches.text()
-    window._other_match_clicked(f"session:{scans}")  # what clicking the link does
+    window.header.search.setText("acme")
+    qtbot.waitUntil(lambda: window.header.other_matches.isVisibleTo(window), timeout=WAIT)
+    assert window.filtered.rowCount() == 0 and "scans</a> (1)" in window.header.other_matches.text()
+    window.header.other_matches.linkActivated.emit(f"session:{scans}")  # what clicking the link does
     qtbot.waitUntil(lambda: window.current_session == scans and window.filtered.rowCount() == 1, timeout=WAIT)
     assert window.filtered.index(0, 0).data() == "invoice.png"
 
@@ -427,7 +428,7 @@ def test_open_show_in_folder_and_copy_path_act_on_the_selection(window, tmp_path
     # No worker here: nothing failed, and the grid says so rather than staying blank.
     window.set_filter("failed")
     assert window.filtered.rowCount() == 0 and window.grid.empty_text == "Nothing failed in this session."
-    window.search.setText("holiday")
+    window.header.search.setText("holiday")
     assert window.grid.empty_text == "No document here matches “holiday”."
 
 
@@ -511,7 +512,7 @@ def test_a_window_closed_mid_run_finds_the_work_done_when_it_opens_again(open_wi
 
     again = open_window()
     qtbot.waitUntil(lambda: statuses(again) == ["complete"] * 4, timeout=WAIT)
-    assert again.session_title.text() == "slow"
+    assert again.header.session_title.text() == "slow"
 
 
 def test_the_window_starts_its_local_worker_and_stops_it_on_quit(open_window, settings, tmp_path, qtbot):
@@ -603,7 +604,7 @@ def test_a_switch_to_a_dark_theme_recolours_the_window(window, qtbot):
     from PySide6.QtGui import QColor, QPalette
 
     light = QApplication.palette()
-    info = window.session_info  # coloured by the style sheet: palette(mid)
+    info = window.header.session_info  # coloured by the style sheet: palette(mid)
     assert info.palette().color(QPalette.ColorRole.WindowText) == light.color(QPalette.ColorRole.Mid)
     dark = QPalette(QColor("#202124"))  # what the platform hands over when the system turns dark
     try:
