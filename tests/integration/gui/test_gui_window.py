@@ -315,8 +315,9 @@ def test_a_large_import_does_not_freeze_the_window(window, tmp_path, qtbot):
     timer.stop()
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     print(f"import of 3000 files: {took:.2f} s, {len(ticks)} ticks, longest gap {max(gaps) * 1000:.0f} ms")
-    assert took > 0.5  # long enough for a freeze to show (about 2 s on this 2-core machine)
-    assert max(gaps) < 0.3
+    # A frozen window would not turn its loop for most of the import; one that keeps turning has its
+    # longest pause a small part of it, however busy the machine (absolute stalls: benchmarks/gui.py).
+    assert max(gaps) < took / 4, (max(gaps), took)
 
 
 def test_a_big_folder_shows_its_first_items_while_the_scan_goes_on(open_window, settings, tmp_path, qtbot):
