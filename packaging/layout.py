@@ -28,6 +28,8 @@ DATA_FILES = (
     "snapdesk/resources/snapdesk.svg",
     "snapdesk/resources/selftest.png",
     "snapdesk/resources/selftest.pdf",
+    "snapdesk/resources/selftest.heic",  # the self-test's HEIC (libheif) and video (FFmpeg)
+    "snapdesk/resources/selftest.mp4",
     "snapdesk/resources/ocr_rec_int8.onnx",  # the OCR job's recogniser (resources/quantize_ocr.py)
     "snapdesk/store/migrations/0001_initial.py",  # read as files by the library DB's migration runner
     "rapidocr_onnxruntime/config.yaml",
@@ -35,6 +37,10 @@ DATA_FILES = (
     "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
     "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
 )
+
+#: Name fragments of shared libraries the bundle must carry: the OCR model's runtime, PDFium, and the
+#: decoders of HEIC (libheif, pillow-heif), video (FFmpeg, PyAV) and camera RAW (LibRaw, rawpy).
+SHARED_LIBRARIES = ("onnxruntime", "pdfium", "libheif", "avcodec", "libraw")
 
 #: Qt modules the app imports (QtCore, QtGui, QtWidgets; QtDBus for the taskbar progress on Linux)
 #: stay; these are left out, with their libraries and plugins. Anything here that the app starts importing must come off the list.

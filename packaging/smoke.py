@@ -5,11 +5,12 @@
 Every step runs the frozen executables as a user would, each under a hard timeout (the whole
 process group is killed when it runs over):
 
-1. layout: every file packaging/layout.py declares is there, onnxruntime's and PDFium's shared
-   libraries are, no left-out Qt library is; the bundle's size.
+1. layout: every file packaging/layout.py declares is there, the shared libraries of onnxruntime,
+   PDFium, libheif (pillow-heif), FFmpeg (PyAV) and LibRaw (rawpy) are, no left-out Qt library
+   is; the bundle's size.
 2. ``snapdesk --version`` and ``snapdesk-worker --version``.
-3. ``snapdesk-worker --self-test`` (thumbnail, OCR and PDF on the bundled samples), with no
-   network: in a network namespace of its own (``unshare -rn``) where the system allows one,
+3. ``snapdesk-worker --self-test`` (thumbnail, OCR and PDF on the bundled samples, a HEIC's and
+   a video's thumbnails, LibRaw loaded), with no network: in a network namespace of its own (``unshare -rn``) where the system allows one,
    and in any case with connections refused inside the process.
 4. the window, offscreen, closed after two seconds (``--quit-after``), with no worker left behind.
 5. ``snapdesk submit SAMPLE --wait --json``: the frozen command line starts the frozen worker,
@@ -41,6 +42,10 @@ import layout  # noqa: E402
 from snapdesk import __version__  # noqa: E402
 
 WINDOWS = os.name == "nt"
+
+
+#: What the frozen worker's self-test must say "ok" to.
+SELF_TEST_CHECKS = ("thumbnail", "ocr", "pdf", "heic", "video", "raw")
 
 
 class StepFailed(Exception):
@@ -101,7 +106,7 @@ def step_layout(bundle: Path) -> str:
     if version != __version__:
         raise StepFailed(f"the bundle is version {version}, the package {__version__}: rebuild it")
     names = [p.name for p in (bundle / layout.CONTENTS_DIR).rglob("*") if p.is_file()]
-    for lib in ("onnxruntime", "pdfium"):
+    for lib in layout.SHARED_LIBRARIES:
         if not any(lib in n and (".so" in n or n.endswith((".dll", ".dylib"))) for n in names):
             raise StepFailed(f"no {lib} shared library in the bundle")
     forbidden = sorted({n for n in names for f in layout.FORBIDDEN_LIBRARIES if f in n})
@@ -126,7 +131,10 @@ def step_versions(bundle: Path) -> str:
 
 def step_self_test(bundle: Path) -> str:
     proc = run([bundle / layout.executable("snapdesk-worker", WINDOWS), "--self-test"], timeout=180, offline=True)
-    _expect(proc, "self-test passed" in proc.stdout, "the self-test failed")
+    checked = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("ok ")}
+    missing = [name for name in SELF_TEST_CHECKS if name not in checked]
+    _expect(proc, "self-test passed" in proc.stdout and not missing,
+            f"the self-test failed{' (no ' + ', '.join(missing) + ' check passed)' if missing else ''}")
     where = "in a network namespace with no network" if _can_unshare() else "with connections refused in-process"
     return f"passed {where}:\n{_indent(proc.stdout)}"
 

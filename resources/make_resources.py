@@ -11,12 +11,19 @@ the sdist and the PyInstaller bundle all ship the copy inside the package (packa
 * ``selftest.png``: a small scanned-looking page of printed text that ``snapdesk-worker
   --self-test`` thumbnails and reads; ``selftest.pdf``: a one-page PDF with a text layer, which
   the self-test reads through PDFium. Both are written with nothing but Pillow and plain bytes.
+* ``selftest.heic``: a 320x240 picture (a gradient, a red block in its stored top-left corner)
+  with EXIF orientation 6, as a phone held upright writes it (pillow-heif); ``selftest.mp4``: one
+  second of 160x120 H.264 whose first quarter second is black (PyAV). The self-test makes their
+  thumbnails, which shows libheif and FFmpeg are in the bundle and read as they should.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import io
+
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "snapdesk" / "resources"
@@ -86,6 +93,46 @@ def sample_pdf() -> bytes:
     return bytes(out)
 
 
+def _gradient(width: int, height: int, corner: bool) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 200 // width, y * 200 // height, np.full_like(x, 90)], axis=-1).astype(np.uint8)
+    if corner:
+        pixels[: height // 5, : width // 5] = (255, 0, 0)
+    return pixels
+
+
+def sample_heic() -> bytes:
+    """320x240 stored, shown 240x320 (EXIF orientation 6): the red block ends up top right."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(_gradient(320, 240, corner=True)).save(buf, "HEIF", quality=60, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def sample_video(seconds: float = 1.0, fps: int = 12, size: tuple[int, int] = (160, 120)) -> bytes:
+    """H.264 in MP4, black for its first quarter second, then an orange-red gradient."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"crf": "35"}
+        picture = _gradient(*size, corner=False)
+        picture[..., 0] = 200
+        for i in range(int(seconds * fps)):
+            pixels = np.zeros_like(picture) if i < fps // 4 else picture
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "snapdesk.svg").write_text(icon_svg(), encoding="utf-8")
@@ -93,6 +140,8 @@ def main() -> None:
     icon(256).save(OUT / "snapdesk.ico", sizes=[(16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (128, 128), (256, 256)])
     sample().save(OUT / "selftest.png", optimize=True)
     (OUT / "selftest.pdf").write_bytes(sample_pdf())
+    (OUT / "selftest.heic").write_bytes(sample_heic())
+    (OUT / "selftest.mp4").write_bytes(sample_video())
     for path in sorted(OUT.iterdir()):
         print(f"{path.stat().st_size:>8} {path.relative_to(OUT.parent.parent.parent)}")
 

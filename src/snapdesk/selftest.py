@@ -3,17 +3,21 @@
 It runs the real processors in this process on the samples in ``snapdesk/resources`` (written by
 ``resources/make_resources.py``) with every network connection refused, so it shows that an
 installed or frozen SnapDesk has everything it needs on disk: Pillow with WebP, blurhash,
-onnxruntime with rapidocr's models, and PDFium. It prints one line per check and exits 0 when
+onnxruntime with rapidocr's models, PDFium, libheif (a HEIC turned by its EXIF orientation), FFmpeg
+(an H.264 clip's poster past its black start) and LibRaw. It prints one line per check and exits 0 when
 all of them pass, 1 when any fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import sys
 import time
 from importlib import resources
+
+from PIL import Image
 
 from . import __version__
 
@@ -102,7 +106,47 @@ def check_pdf() -> tuple[bool, str]:
                 f"first page rendered {page.width}x{page.height}")
 
 
-CHECKS = (("thumbnail", check_thumbnail), ("ocr", check_ocr), ("pdf", check_pdf))
+def check_heic() -> tuple[bool, str]:
+    from .processors.thumbnail import make_thumbnails
+
+    result = make_thumbnails(_sample("selftest.heic"))
+    lg = Image.open(io.BytesIO({t.name: t for t in result.thumbnails}["lg"].data)).convert("RGB")
+    r, g, b = lg.getpixel((lg.width - 8, 8))  # the stored top-left red block, top right once upright
+    ok = (result.width, result.height) == (240, 320) and r > 180 and g < 80 and b < 80
+    return ok, (f"selftest.heic {result.width}x{result.height} upright (stored 320x240, EXIF orientation 6), "
+                f"top-right pixel {(r, g, b)}; libheif {_version('pillow_heif')}")
+
+
+def check_video() -> tuple[bool, str]:
+    from .processors.thumbnail import describe, make_thumbnails
+
+    result = make_thumbnails(_sample("selftest.mp4"), kind="video")
+    facts = describe(result).get("video", {})
+    lg = Image.open(io.BytesIO({t.name: t for t in result.thumbnails}["lg"].data)).convert("RGB")
+    r, _, _ = lg.getpixel((8, lg.height // 2))
+    ok = ((result.width, result.height) == (160, 120) and facts.get("codec") == "h264"
+          and facts.get("poster_time", 0) > 0 and r > 150)
+    return ok, f"selftest.mp4 {result.width}x{result.height}: {facts}, poster red {r}; FFmpeg {_version('av')}"
+
+
+def check_raw() -> tuple[bool, str]:
+    import rawpy  # LibRaw's shared library loads: a RAW's own check is tests/integration/test_formats.py
+
+    return bool(rawpy.libraw_version), f"LibRaw {'.'.join(map(str, rawpy.libraw_version))} loads"
+
+
+def _version(module: str) -> str:
+    if module == "av":
+        import av
+
+        return str(av.ffmpeg_version_info)
+    import pillow_heif
+
+    return str(pillow_heif.libheif_version())
+
+
+CHECKS = (("thumbnail", check_thumbnail), ("ocr", check_ocr), ("pdf", check_pdf), ("heic", check_heic),
+          ("video", check_video), ("raw", check_raw))
 
 
 def run(out=None) -> int:

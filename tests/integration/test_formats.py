@@ -413,3 +413,48 @@ def test_damaged_copies_give_thumbnails_or_a_sentence_never_another_error(kind, 
             assert str(exc) and "unexpected" not in str(exc)
         else:
             assert len(result.thumbnails) == 3
+
+
+# ---------------------------------------------------------------------- decoded no larger than the thumbnails need
+def test_a_heic_with_a_large_embedded_thumbnail_keeps_its_real_size_and_orientation():
+    """The thumbnails come from the HEIC's own 1024 px thumbnail (libheif cannot decode smaller): still
+    the picture's dimensions, still upright."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    buf = io.BytesIO()
+    picture(1600, 1200).save(buf, "HEIF", exif=exif(6), quality=80, thumbnails=[1024])
+    with Image.open(io.BytesIO(buf.getvalue())) as img:
+        assert img.info["thumbnails"]  # the file carries one
+    result = thumbnail.make_thumbnails(buf.getvalue())
+    lg = check_thumbnails(result, (1200, 1600))["lg"].convert("RGB")
+    assert is_red(lg.getpixel((lg.width - 10, 10))) and not is_red(lg.getpixel((10, 10)))
+
+
+def test_a_raw_with_a_full_size_preview_gives_thumbnails_of_its_colours():
+    preview = saved(picture(2400, 1800), "JPEG", quality=90)
+    result = thumbnail.make_thumbnails(dng_bytes(640, 480, preview=preview), kind="raw")
+    assert thumbnail.describe(result)["raw"] == {"picture": "preview"}
+    lg = check_thumbnails(result, (640, 480))["lg"].convert("RGB")
+    assert is_red(lg.getpixel((10, 10)))
+    r, g, b = lg.getpixel((500, 400))  # the gradient: 200 * 500/600, 200 * 400/450, 90
+    assert abs(r - 167) < 20 and abs(g - 178) < 20 and abs(b - 90) < 20
+
+
+def test_a_portrait_hd_clip_gets_an_upright_poster_and_its_real_size():
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mov") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.set_display_rotation(-90)
+        pixels = np.asarray(picture(1280, 720))
+        for _ in range(6):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    result = thumbnail.make_thumbnails(buf.getvalue(), kind="video")
+    lg = check_thumbnails(result, (720, 1280))["lg"].convert("RGB")  # the clip's size, not the poster's
+    assert is_red(lg.getpixel((lg.width - 10, 10))) and not is_red(lg.getpixel((10, 10)))

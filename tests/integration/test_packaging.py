@@ -57,8 +57,10 @@ def test_self_test_passes_with_the_network_off():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].endswith("self-test, network blocked")
-    assert [ln.split()[:2] for ln in lines[1:4]] == [["ok", "thumbnail"], ["ok", "ocr"], ["ok", "pdf"]]
+    assert [ln.split()[:2] for ln in lines[1:7]] == [["ok", "thumbnail"], ["ok", "ocr"], ["ok", "pdf"], ["ok", "heic"],
+                                                     ["ok", "video"], ["ok", "raw"]]
     assert "SNAPDESK SELF" in proc.stdout and "14.58" in proc.stdout
+    assert "selftest.heic 240x320 upright" in proc.stdout and "'codec': 'h264'" in proc.stdout
     assert lines[-1] == "self-test passed"
 
 
@@ -159,6 +161,14 @@ def test_the_rapidocr_hook_collects_the_models_and_config():
     assert _model_dir().as_posix().endswith("rapidocr_onnxruntime/models")
 
 
+def test_the_pillow_heif_hook_brings_its_compiled_part():
+    pytest.importorskip("PyInstaller", reason="PyInstaller is in the `build` extra (make bundle installs it)")
+    import runpy
+
+    hook = runpy.run_path(str(ROOT / "packaging" / "hooks" / "hook-pillow_heif.py"))
+    assert "_pillow_heif" in hook["hiddenimports"]  # a top-level module pillow_heif imports in a try block
+
+
 @pytest.mark.skipif(_bundle_files() is None, reason="no bundle under dist/ (make bundle)")
 def test_the_built_bundle_has_the_declared_layout():
     files = _bundle_files()
@@ -169,7 +179,9 @@ def test_the_built_bundle_has_the_declared_layout():
         "the bundle is older than the package: make bundle"
     forbidden = [f for f in files if any(lib in f.rsplit("/", 1)[-1] for lib in layout.FORBIDDEN_LIBRARIES)]
     assert not forbidden
-    assert any("onnxruntime" in f and ".so" in f or f.endswith("onnxruntime.dll") for f in files)
+    names = [f.rsplit("/", 1)[-1] for f in files]
+    for lib in layout.SHARED_LIBRARIES:  # onnxruntime, PDFium, libheif, FFmpeg, LibRaw
+        assert any(lib in n and (".so" in n or n.endswith((".dll", ".dylib"))) for n in names), lib
 
 
 # ---------------------------------------------------------------------- installer.iss

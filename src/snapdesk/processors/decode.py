@@ -25,7 +25,8 @@ document's pages. A PSD gives its composite, an ICO its largest icon, JPEG 2000 
 
 HEIC/HEIF stills are read through pillow-heif's Pillow opener (registered, lazily, the first time
 a file in an ISO media container comes: its 10-bit and HDR pictures are handed out as 8-bit, its
-rotation already applied); AVIF through Pillow's own AVIF plugin. Both then go the way of any
+rotation already applied; with ``draft``, from an embedded thumbnail that covers the width asked,
+when the file has one, since libheif cannot decode smaller); AVIF through Pillow's own AVIF plugin. Both then go the way of any
 image. Two kinds are not Pillow's: ``"raw"`` (camera RAW, ``processors/raw.py``, rawpy) and
 ``"video"`` (``processors/video.py``, PyAV: the poster frame is the one page; ``Page.info``
 carries the duration, codec and frame rate). pillow-heif, rawpy and PyAV are each imported only
@@ -99,9 +100,10 @@ def pages(source: Source, kind: str = "image", *, mode: str = RGB,
           text_layer: bool = False) -> Iterator[Page]:
     """The pages of a document (``kind`` "image", "pdf", "raw" or "video"), one at a time, in ``mode`` (RGB or GRAY).
 
-    ``draft``: the width the caller needs at most (as displayed, aspect kept); a JPEG is then
-    decoded at the smallest 1/2, 1/4 or 1/8 scale that still covers it (and, for GRAY, straight
-    to grey). A PDF page is rendered at ``dpi``, or ``width`` pixels wide; with ``text_layer`` a
+    ``draft``: the width the caller needs at most (as displayed, aspect kept); a JPEG (and a RAW's
+    embedded JPEG preview) is then decoded at the smallest 1/2, 1/4 or 1/8 scale that still covers
+    it (and, for GRAY, straight to grey), a HEIC from an embedded thumbnail that covers it, if any,
+    and a video's poster frame scaled to it as FFmpeg converts it to RGB. A PDF page is rendered at ``dpi``, or ``width`` pixels wide; with ``text_layer`` a
     page that has real text gives that text instead of an image. Raises PermanentError
     (RetryableError for want of memory) with the reason a person would want.
     """
@@ -112,9 +114,9 @@ def pages(source: Source, kind: str = "image", *, mode: str = RGB,
     if kind == "image":
         return _image_pages(source, mode, max_pixels, max_pages, draft)
     if kind == "raw":
-        return _raw_pages(source, mode, max_pixels)
+        return _raw_pages(source, mode, max_pixels, draft)
     if kind == "video":
-        return _video_pages(source, mode, max_pixels)
+        return _video_pages(source, mode, max_pixels, draft)
     raise PermanentError(f"SnapDesk cannot read a document of type {kind!r}")
 
 
@@ -137,23 +139,23 @@ def _pdf_pages(source: Source, mode: str, max_pixels: int, max_pages: int, dpi: 
 
 
 # ---------------------------------------------------------------------- RAW and video
-def _raw_pages(source: Source, mode: str, max_pixels: int) -> Iterator[Page]:
+def _raw_pages(source: Source, mode: str, max_pixels: int, draft: int | None) -> Iterator[Page]:
     from . import raw
 
     data = _read(source)
     if not data:
         raise PermanentError("the file is empty")
-    picture = raw.decode(data, max_pixels=max_pixels)
+    picture = raw.decode(data, max_pixels=max_pixels, draft=draft)
     yield Page(1, 1, picture.size, convert(picture.image, mode), None, "RAW", {"picture": picture.source})
 
 
-def _video_pages(source: Source, mode: str, max_pixels: int) -> Iterator[Page]:
+def _video_pages(source: Source, mode: str, max_pixels: int, draft: int | None) -> Iterator[Page]:
     from . import video
 
     data = _read(source)
     if not data:
         raise PermanentError("the file is empty")
-    poster = video.poster(data, max_pixels=max_pixels)
+    poster = video.poster(data, max_pixels=max_pixels, width=draft)
     yield Page(1, 1, poster.size, convert(poster.image, mode), None, "VIDEO", dict(poster.info))
 
 
@@ -244,10 +246,13 @@ def _image_pages(source: Source, mode: str, max_pixels: int, max_pages: int, dra
                 if fmt == "JPEG" and (draft or (mode == GRAY and img.mode == "RGB")):
                     # libjpeg decodes smaller (1/2, 1/4, 1/8), and straight to grey (its Y channel),
                     # much faster than decoding it all and converting it here.
-                    scale = min(1.0, draft / size[0]) if draft else 1.0
-                    need = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
                     img.draft("L" if mode == GRAY and img.mode == "RGB" else "RGB",
-                              (need[1], need[0]) if orientation in ROTATED else need)
+                              _stored_size(size, draft, orientation))
+                elif fmt == "HEIF" and draft:
+                    # libheif cannot decode smaller, but a HEIC may carry a thumbnail: pillow-heif's draft
+                    # takes the smallest one that covers the size asked and is a scaled copy of the picture
+                    # (same orientation, crop and colours), and leaves the picture alone when none is.
+                    img.draft(img.mode, _stored_size(size, draft, orientation))
                 img.load()
                 frame = img.copy() if count > 1 else img  # the next seek replaces the pixels of img
                 if orientation in TRANSPOSE:
@@ -257,6 +262,14 @@ def _image_pages(source: Source, mode: str, max_pixels: int, max_pages: int, dra
     finally:
         if count > 1:
             img.close()
+
+
+def _stored_size(size: tuple[int, int], width: int | None, orientation: int) -> tuple[int, int]:
+    """The size to decode at, as stored (before ``orientation``), for a picture ``size`` (as displayed)
+    to come out at least ``width`` wide, aspect kept; its own size when ``width`` is None."""
+    scale = min(1.0, width / size[0]) if width else 1.0
+    need = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    return (need[1], need[0]) if orientation in ROTATED else need
 
 
 def orientation_of(img: Image.Image) -> int:

@@ -5,8 +5,11 @@
 * the size is the sensor image's as LibRaw develops it (``sizes.width`` x ``sizes.height``, turned
   by the file's orientation), whatever picture is used for the thumbnails;
 * the picture is the JPEG (or bitmap) preview the camera embedded, when its long side is at least
-  ``MIN_PREVIEW`` pixels: reading it is a matter of milliseconds; otherwise the sensor data is
-  demosaiced at half size (camera white balance, 8 bits), which takes a second or more.
+  ``MIN_PREVIEW`` pixels: reading it is a matter of milliseconds (with ``draft``, the width the
+  caller needs, a JPEG preview is decoded at the smallest 1/2, 1/4 or 1/8 scale that covers it: a
+  full-size 24 MP preview, as Canon and Nikon bodies embed, costs what a 12 MP JPEG's thumbnails
+  do); otherwise the sensor data is demosaiced at half size (camera white balance, 8 bits), which
+  takes a second or more.
 
 Every LibRaw complaint becomes a PermanentError: a camera LibRaw does not know (or a file that is
 not a RAW at all), damaged data, a file that ends early. rawpy is imported inside ``decode``, so
@@ -35,8 +38,12 @@ class RawPicture:
     source: str  # "preview" or "demosaic"
 
 
-def decode(data: bytes, *, max_pixels: int | None = None, min_preview: int = MIN_PREVIEW) -> RawPicture:
-    """The picture and size of a RAW file given as bytes (PermanentError when LibRaw cannot read it)."""
+def decode(data: bytes, *, max_pixels: int | None = None, min_preview: int = MIN_PREVIEW,
+           draft: int | None = None) -> RawPicture:
+    """The picture and size of a RAW file given as bytes (PermanentError when LibRaw cannot read it).
+
+    ``draft``: the width (as displayed) the caller needs at most; a JPEG preview may come smaller
+    than its full size, but never narrower than that."""
     import rawpy  # LibRaw is loaded only when a RAW file comes
 
     try:
@@ -49,7 +56,7 @@ def decode(data: bytes, *, max_pixels: int | None = None, min_preview: int = MIN
                 raise PermanentError(f"the RAW image has {width} x {height} = {width * height / 1e6:.0f} MP, more "
                                      f"than the limit of {max_pixels / 1e6:.0f} MP")
             size = (height, width) if flip in (5, 6) else (width, height)
-            preview = _preview(raw, rawpy, flip, min_preview)
+            preview = _preview(raw, rawpy, flip, min_preview, draft)
             if preview is not None:
                 return RawPicture(preview, size, "preview")
             pixels = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8, no_auto_bright=False)
@@ -69,8 +76,9 @@ def decode(data: bytes, *, max_pixels: int | None = None, min_preview: int = MIN
         raise RetryableError("not enough memory to develop the RAW image") from None
 
 
-def _preview(raw: object, rawpy: object, flip: int, min_preview: int) -> Image.Image | None:
-    """The embedded preview, upright, when there is one at least ``min_preview`` long; else None."""
+def _preview(raw: object, rawpy: object, flip: int, min_preview: int, draft: int | None = None) -> Image.Image | None:
+    """The embedded preview, upright, when there is one at least ``min_preview`` long; else None.
+    With ``draft``, a JPEG preview is decoded at the smallest scale that is still ``draft`` wide upright."""
     from . import decode as _decode
 
     try:
@@ -85,6 +93,12 @@ def _preview(raw: object, rawpy: object, flip: int, min_preview: int) -> Image.I
             if max(jpeg.size) < min_preview:
                 return None
             orientation = _decode.orientation_of(jpeg)
+            if draft:
+                # Which way up it is shown: its own orientation when it says one, else the RAW's.
+                turned = orientation in _decode.ROTATED if orientation != 1 else flip in (5, 6)
+                width = jpeg.size[1] if turned else jpeg.size[0]
+                scale = min(1.0, draft / width)
+                jpeg.draft("RGB", (max(1, round(jpeg.size[0] * scale)), max(1, round(jpeg.size[1] * scale))))
             img = jpeg.convert("RGB")
             if orientation != 1:  # the preview says its own orientation: trust it over the RAW's
                 return img.transpose(_decode.TRANSPOSE[orientation]) if orientation in _decode.TRANSPOSE else img
