@@ -49,6 +49,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import PermanentError, RetryableError, damaged
+from .orientation import DECODER_ERRORS, ROTATED, TRANSPOSE, orientation_of
 
 #: A document as the processors take it: its bytes, or the path of its file.
 Source = bytes | str | os.PathLike[str]
@@ -69,14 +70,6 @@ ANIMATED_FORMATS = {"GIF", "WEBP", "PNG", "AVIF"}
 # files with a clear message; Pillow's own global check would only warn first.
 Image.MAX_IMAGE_PIXELS = None
 
-TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-              8: Image.Transpose.ROTATE_90}
-ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
-#: What Pillow's decoders raise on data they cannot make sense of (Warning: a warning made an
-#: error, as under ``python -W error``).
-DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, ZeroDivisionError,
-                  Warning)
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 
 
@@ -270,16 +263,6 @@ def _stored_size(size: tuple[int, int], width: int | None, orientation: int) -> 
     scale = min(1.0, width / size[0]) if width else 1.0
     need = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
     return (need[1], need[0]) if orientation in ROTATED else need
-
-
-def orientation_of(img: Image.Image) -> int:
-    """The EXIF orientation (1 to 8), or 1 when there is none or the EXIF block is damaged (the
-    pixels are still good: a damaged EXIF block never costs the image)."""
-    try:
-        value = img.getexif().get(0x0112, 1)
-    except DECODER_ERRORS:
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 @contextmanager

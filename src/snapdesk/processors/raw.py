@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from .orientation import DECODER_ERRORS, ROTATED, TRANSPOSE, orientation_of
 from .errors import PermanentError
 
 MIN_PREVIEW = 600  # an embedded preview this long (long side) or more is used as the picture
@@ -79,7 +80,6 @@ def decode(data: bytes, *, max_pixels: int | None = None, min_preview: int = MIN
 def _preview(raw: object, rawpy: object, flip: int, min_preview: int, draft: int | None = None) -> Image.Image | None:
     """The embedded preview, upright, when there is one at least ``min_preview`` long; else None.
     With ``draft``, a JPEG preview is decoded at the smallest scale that is still ``draft`` wide upright."""
-    from . import decode as _decode
 
     try:
         thumb = raw.extract_thumb()  # type: ignore[attr-defined]
@@ -92,20 +92,20 @@ def _preview(raw: object, rawpy: object, flip: int, min_preview: int, draft: int
             jpeg = Image.open(io.BytesIO(thumb.data))
             if max(jpeg.size) < min_preview:
                 return None
-            orientation = _decode.orientation_of(jpeg)
+            orientation = orientation_of(jpeg)
             if draft:
                 # Which way up it is shown: its own orientation when it says one, else the RAW's.
-                turned = orientation in _decode.ROTATED if orientation != 1 else flip in (5, 6)
+                turned = orientation in ROTATED if orientation != 1 else flip in (5, 6)
                 width = jpeg.size[1] if turned else jpeg.size[0]
                 scale = min(1.0, draft / width)
                 jpeg.draft("RGB", (max(1, round(jpeg.size[0] * scale)), max(1, round(jpeg.size[1] * scale))))
             img = jpeg.convert("RGB")
             if orientation != 1:  # the preview says its own orientation: trust it over the RAW's
-                return img.transpose(_decode.TRANSPOSE[orientation]) if orientation in _decode.TRANSPOSE else img
+                return img.transpose(TRANSPOSE[orientation]) if orientation in TRANSPOSE else img
         else:
             img = Image.fromarray(thumb.data).convert("RGB")
             if max(img.size) < min_preview:
                 return None
-    except _decode.DECODER_ERRORS:
+    except DECODER_ERRORS:
         return None  # a damaged preview: develop the sensor data instead
     return img.transpose(_FLIP[flip]) if flip in _FLIP else img
