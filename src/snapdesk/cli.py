@@ -12,6 +12,7 @@
     snapdesk health [--json] [--max-lag SECONDS]
     snapdesk search QUERY [--meaning] [--session N] [--limit N] [--json]
     snapdesk similar DOCUMENT [--session N] [--limit N] [--json]
+    snapdesk duplicates [--session N] [--json]
 """
 
 from __future__ import annotations
@@ -208,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("document", type=int, metavar="DOCUMENT", help="a document id (from status --json or search --json)")
     p.add_argument("--session", type=int, help="only this session's documents")
     p.add_argument("--limit", type=_positive_int, default=20, help="at most this many results (default 20)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = _command(commands, "duplicates", help="list the photos that are the same picture (resized, re-encoded or "
+                                              "slightly cropped), in groups, the largest original first")
+    _common(p)
+    p.add_argument("--session", type=int, help="only this session's photos")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = _command(commands, "health", help="check the transport, the workers and the queue lag; exit 1 if unwell")
@@ -547,6 +554,30 @@ def cmd_similar(library: Library, args) -> int:
     return EXIT_OK if results else EXIT_FAILED
 
 
+def cmd_duplicates(library: Library, args) -> int:
+    library.housekeeping()
+    if args.session is not None and library.session(args.session) is None:
+        print(f"snapdesk: no session {args.session}", file=sys.stderr)
+        return EXIT_USAGE
+    groups = library.duplicates(session_id=args.session)
+    if args.json:
+        _dump({"session_id": args.session, "groups": [g.to_json() for g in groups]})
+    elif not groups:
+        print("no duplicates" + (f" in session {args.session}" if args.session is not None else " in the library"))
+    else:
+        for i, group in enumerate(groups):
+            print(("\n" if i else "") + f"{_count(len(group.pictures), 'file')} of one picture:")
+            for picture, role in zip(group.pictures, ["original", *["copy"] * len(group.copies)]):
+                size = f"{picture.width} x {picture.height}, " if picture.width and picture.height else ""
+                print(f"  {role:<8} {picture.path}  ({size}{_megabytes(picture.size)})  "
+                      f"[session {picture.session_id}]  document {picture.document_id}")
+    return EXIT_OK
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
+
+
 def _list_sessions(library: Library, as_json: bool) -> int:
     sessions = library.session_summaries()
     if as_json:
@@ -619,7 +650,8 @@ def _summary(report: dict) -> str:
     return "\n".join(lines)
 
 
-READ_ONLY = {"status", "jobs", "search", "similar", "health"}
+READ_ONLY = {"status", "jobs", "search", "similar", "health", "duplicates"}
 COMMANDS = {"submit": cmd_submit, "status": cmd_status, "retry": cmd_retry, "cancel": cmd_cancel,
             "discard": cmd_discard, "jobs": cmd_jobs, "pause": cmd_pause, "resume": cmd_pause,
-            "remove": cmd_remove, "health": cmd_health, "search": cmd_search, "similar": cmd_similar}
+            "remove": cmd_remove, "health": cmd_health, "search": cmd_search, "similar": cmd_similar,
+            "duplicates": cmd_duplicates}

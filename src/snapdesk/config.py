@@ -96,6 +96,14 @@ class Settings:
     embed_api_key: str = _env("SNAPDESK_EMBED_API_KEY", default="", repr=False)
     embed_model: str = _env("SNAPDESK_EMBED_MODEL", default="")
     concurrency_embed: int = _env("JOB_CONCURRENCY_EMBED", default=2)
+    #: The formats of the three thumbnail sizes: "webp" (what the window shows), or "webp,avif" for AVIF ones too.
+    variant_formats: str = _env("SNAPDESK_VARIANT_FORMATS", default="webp")
+
+    @property
+    def variant_format_list(self) -> tuple[str, ...]:
+        """The thumbnail formats in the order given, WebP first ("webp", "avif")."""
+        named = [name.strip().lower() for name in self.variant_formats.split(",") if name.strip()]
+        return ("webp", *dict.fromkeys(name for name in named if name != "webp"))
 
     @property
     def transport(self) -> str:
@@ -184,9 +192,25 @@ def load_settings(env=None, settings_file: Path | None = None, **overrides) -> S
         if overrides.get(f.name) is not None:
             values[f.name] = _coerce(f, overrides[f.name], "the command line")
     settings = Settings(**values)
+    _check_variant_formats(settings.variant_formats)
     if settings.redis_url and urlsplit(settings.redis_url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"the Redis URL must start with redis://, rediss:// or unix://, not {redact_url(settings.redis_url)!r}")
     return settings
+
+
+#: The thumbnail formats SNAPDESK_VARIANT_FORMATS may name (processors/thumbnail.py writes them).
+VARIANT_FORMATS = ("webp", "avif")
+
+
+def _check_variant_formats(value: str) -> None:
+    named = [name.strip().lower() for name in value.split(",") if name.strip()]
+    unknown = [name for name in named if name not in VARIANT_FORMATS]
+    if unknown:
+        raise ConfigError(f"SNAPDESK_VARIANT_FORMATS={value!r} names {', '.join(map(repr, unknown))}: thumbnails "
+                          f"are written as {' or '.join(VARIANT_FORMATS)} (for example \"webp,avif\")")
+    if "webp" not in named:
+        raise ConfigError(f"SNAPDESK_VARIANT_FORMATS={value!r} leaves out webp: the window shows the WebP "
+                          f"thumbnails, so they are always made; write \"webp,avif\" for AVIF ones too")
 
 
 #: Query parameters whose values are secrets (names compared case-insensitively, after
@@ -288,3 +312,38 @@ def _add_secret(secrets: set[str], value: str) -> None:
     if value:
         for form in (value, unquote(value), unquote_plus(value)):
             secrets.update((form, quote(form, safe=""), quote(form, safe="!$&'()*+,;=:@")))
+
+
+def settings_path() -> Path:
+    """The settings file the window's Settings dialog writes (JSON, by environment-variable name)."""
+    return config_dir() / "settings.json"
+
+
+def write_settings_file(values: dict[str, object], path: Path | None = None) -> Path:
+    """Merge ``values`` (by environment-variable name; "" or None removes a key) into the settings
+    file, check the result loads, and replace the file atomically, readable by its owner only."""
+    path = path or settings_path()
+    current = {}
+    if path.exists():
+        try:
+            current = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the settings file {path}: {exc}") from None
+    for key, value in values.items():
+        if value in ("", None):
+            current.pop(key, None)
+        else:
+            current[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold secrets
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(current, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    try:
+        load_settings(env={}, settings_file=tmp)  # the config's own checks, before the file is in place
+    except ConfigError:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+    return path

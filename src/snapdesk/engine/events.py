@@ -127,6 +127,8 @@ class JobPayload(_TaskFields, total=False):
     height: int | None
     exif: dict[str, Any]
     embed_model: str
+    #: A thumbnail job's formats besides WebP's ("avif"), from the owner's SNAPDESK_VARIANT_FORMATS.
+    variant_formats: list[str]
 
 
 class Worker(BaseModel):

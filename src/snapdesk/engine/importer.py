@@ -4,6 +4,11 @@ Hidden files and folders, unsupported types, empty and oversized files are skipp
 counted by reason; a folder reached twice (a symlink loop) is walked once. Each skipped path is
 also named, with its reason and a sentence (an unsupported type says its extension, a duplicate
 says which file it repeats), up to :data:`SKIPPED_PATHS_KEPT` a scan; the rest are only counted.
+
+A Live Photo is one document: a still (HEIC, HEIF or JPEG) and a QuickTime clip of the same name in the
+same folder (IMG_0001.HEIC and IMG_0001.MOV, case aside) are found as the still, with the clip recorded
+with it (:class:`LiveClip`: its path, size and length), whether the folder or the two files were dropped.
+A clip without such a partner, or whose still cannot be read, is a video document as any other.
 """
 
 from __future__ import annotations
@@ -17,10 +22,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..processors.video import clip_duration
 from .jobs import kind_of
 
 #: At most this many skipped paths are named a scan (a folder of a million ignored files is counted).
 SKIPPED_PATHS_KEPT = 10_000
+
+
+#: A Live Photo's still, best first (a folder holding IMG_1.HEIC, IMG_1.JPG and IMG_1.MOV pairs the HEIC),
+#: and its clip.
+STILL_SUFFIXES = (".heic", ".heif", ".jpg", ".jpeg")
+CLIP_SUFFIXES = (".mov",)
+
+
+@dataclass
+class LiveClip:
+    """A Live Photo's clip, recorded with its still's document (see the module's docstring)."""
+
+    path: Path
+    size: int
+    mtime: float
+    duration: float | None  # seconds, from the clip's header; None when it could not be read
 
 
 @dataclass
@@ -29,6 +51,7 @@ class FoundFile:
     size: int
     mtime: float
     kind: str
+    clip: LiveClip | None = None
 
 
 @dataclass
@@ -44,8 +67,12 @@ class Scanner:
 
     def scan(self, paths: Iterable[str | os.PathLike[str]]) -> Iterator[FoundFile]:
         visited: set[tuple[int, int]] = set()
-        for raw in paths:
-            path = Path(raw).expanduser().absolute()
+        listed = [Path(raw).expanduser().absolute() for raw in paths]
+        clips = live_pairs(listed)
+        paired = set(clips.values())
+        for path in listed:
+            if path in paired:
+                continue  # found with its still
             try:
                 st = path.stat()
             except FileNotFoundError:
@@ -56,6 +83,8 @@ class Scanner:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 yield from self._walk(path, visited)
+            elif path in clips:
+                yield from self._live(path, st, clips[path])
             else:
                 found = self._file(path, st)
                 if found:
@@ -71,8 +100,12 @@ class Scanner:
         if (st.st_dev, st.st_ino) in visited:  # a symlink back into a folder already walked
             return
         visited.add((st.st_dev, st.st_ino))
+        clips = live_pairs([Path(entry.path) for entry in entries if not entry.name.startswith(".")])
+        paired = set(clips.values())
         for entry in entries:
             path = Path(entry.path)
+            if path in paired:
+                continue  # found with its still
             try:
                 st = entry.stat()  # follows symlinks
             except OSError as exc:  # a dangling symlink, a loop of links, no permission
@@ -82,10 +115,32 @@ class Scanner:
                 self.leave_out(path, "hidden", "a hidden folder" if stat.S_ISDIR(st.st_mode) else "a hidden file")
             elif stat.S_ISDIR(st.st_mode):
                 yield from self._walk(path, visited)
+            elif stat.S_ISREG(st.st_mode) and path in clips:
+                yield from self._live(path, st, clips[path])
             elif stat.S_ISREG(st.st_mode):
                 found = self._file(path, st)
                 if found:
                     yield found
+
+    def _live(self, still: Path, st: os.stat_result, clip: Path) -> Iterator[FoundFile]:
+        """A Live Photo's still, found with its clip; should either not be a file to import (empty, too
+        large, unreadable), each is found, or skipped, on its own."""
+        found = self._file(still, st)
+        try:
+            clip_st = clip.stat()
+        except OSError as exc:
+            self.skip(clip, "unreadable", f"cannot read it ({exc.strerror or exc})")
+            clip_st = None
+        if found and clip_st and stat.S_ISREG(clip_st.st_mode) and 0 < clip_st.st_size <= self.max_bytes:
+            found.clip = LiveClip(clip, clip_st.st_size, clip_st.st_mtime, clip_duration(clip))
+            yield found
+            return
+        if found:
+            yield found
+        if clip_st:
+            alone = self._file(clip, clip_st)
+            if alone:
+                yield alone
 
     def _file(self, path: Path, st: os.stat_result) -> FoundFile | None:
         kind = kind_of(path.suffix)
@@ -111,6 +166,23 @@ class Scanner:
         self.skipped[reason] += 1
         if len(self.skipped_paths) < self.keep_paths:
             self.skipped_paths.append((str(path), reason, message))
+
+
+def live_pairs(paths: Iterable[Path]) -> dict[Path, Path]:
+    """The Live Photos among ``paths``: each still (by ``STILL_SUFFIXES``, the first present) -> its clip,
+    a file of the same folder and name (case aside) with a suffix of ``CLIP_SUFFIXES``."""
+    by_name: dict[tuple[Path, str], dict[str, Path]] = {}
+    for path in paths:
+        suffix = path.suffix.lower()
+        if suffix in STILL_SUFFIXES or suffix in CLIP_SUFFIXES:
+            by_name.setdefault((path.parent, path.stem.casefold()), {}).setdefault(suffix, path)
+    pairs = {}
+    for found in by_name.values():
+        still = next((found[s] for s in STILL_SUFFIXES if s in found), None)
+        clip = next((found[s] for s in CLIP_SUFFIXES if s in found), None)
+        if still is not None and clip is not None:
+            pairs[still] = clip
+    return pairs
 
 
 def _hidden(name: str, st: os.stat_result) -> bool:

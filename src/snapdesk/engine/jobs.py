@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..processors.decode import DEFAULT_MAX_PAGES
 from ..processors.errors import PermanentError
 from .events import JobPayload
-from ..processors.thumbnail import describe, make_thumbnails
+from ..processors.thumbnail import VARIANT_WRITERS, describe, make_thumbnails
 from ..processors.metadata import read_metadata
 
 if TYPE_CHECKING:
@@ -61,9 +61,15 @@ class _Result(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class _Variant(BaseModel):
+    bytes: int = Field(ge=1)
+
+
 class _Size(BaseModel):
     width: int = Field(ge=1)
     height: int = Field(ge=1)
+    #: The same size as AVIF (SNAPDESK_VARIANT_FORMATS), when it was asked for.
+    avif: _Variant | None = None
 
 
 class ThumbnailResult(_Result):
@@ -133,13 +139,25 @@ class JobType:
 # -- thumbnail ---------------------------------------------------------------------------
 def _thumbnail(source: bytes, payload: JobPayload, progress: Callable[[int], None],
                settings: Settings | None) -> Output:
-    result = make_thumbnails(source, max_pixels=payload["limits"]["max_pixels"], kind=payload["kind"])
+    formats = ("webp", *(f for f in payload.get("variant_formats", []) if f in VARIANT_WRITERS))
+    result = make_thumbnails(source, max_pixels=payload["limits"]["max_pixels"], kind=payload["kind"], formats=formats)
     files = {f"{t.name}.webp": t.data for t in result.thumbnails}
-    return {**describe(result), "metadata": read_metadata(source)}, files
+    files.update({f"{t.name}.{fmt}": data for t in result.thumbnails for fmt, data in t.variants.items()})
+    return {**describe(result), "metadata": read_metadata(source, payload["kind"])}, files
+
+
+def _thumbnail_files(result: dict[str, Any]) -> set[str]:
+    """A thumbnail result's files: each size's WebP, and its AVIF where the result lists one."""
+    return {f"{name}.{fmt}" for name, info in result.get("thumbnails", {}).items()
+            for fmt in ("webp", *VARIANT_WRITERS) if fmt == "webp" or isinstance(info, dict) and fmt in info}
 
 
 def _attach_thumbnails(result: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
-    thumbnails = {name: {**info, "path": paths[f"{name}.webp"]} for name, info in result["thumbnails"].items()}
+    """Each size's WebP path under "path" (what the window shows), an AVIF's under "avif"."""
+    thumbnails = {name: {**info, "path": paths[f"{name}.webp"],
+                         **{fmt: {**info[fmt], "path": paths[f"{name}.{fmt}"]} for fmt in VARIANT_WRITERS
+                            if fmt in info and f"{name}.{fmt}" in paths}}
+                  for name, info in result["thumbnails"].items()}
     return {**result, "thumbnails": thumbnails}
 
 
@@ -226,7 +244,7 @@ def _embed(source: bytes | None, payload: JobPayload, progress: Callable[[int], 
 JOB_TYPES: dict[str, JobType] = {
     "thumbnail": JobType("thumbnail", "thumbnail", (*PICTURE_KINDS, "pdf"), _thumbnail, _attach_thumbnails,
                          result_schema=ThumbnailResult,
-                         files_of=lambda result: {f"{name}.webp" for name in result.get("thumbnails", {})}),
+                         files_of=_thumbnail_files),
     "ocr": JobType("ocr", "ocr", TEXT_KINDS, _ocr, result_schema=OcrResult),
     "summary": JobType("summary", "summary", TEXT_KINDS, _summary, after="ocr", needs_source=False,
                        rate_limited=True, result_schema=SummaryResult),

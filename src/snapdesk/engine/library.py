@@ -31,11 +31,12 @@ import peewee
 
 from ..config import Settings
 from ..store.db import (CANCELLED, COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDING, PROCESSING, QUEUED, SET_ASIDE,
-                        TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, Meta, SkippedFile,
-                        UploadSession, db, open_db, tuples)
+                        TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, LiveClip, Meta,
+                        SkippedFile, UploadSession, db, open_db, tuples)
 from . import events as ev
 from .importer import FoundFile, Scanner, found_batches
-from . import meaning
+from . import duplicates, meaning
+from .duplicates import Group as DuplicateGroup
 from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, JobType, dependents_of, job_types_for
 from .projection import SEARCHED_JOB_TYPES, Projection, ResultNotStored, reindex_documents, unindex_documents
 from . import stats
@@ -164,6 +165,10 @@ class Library:
             for i in range(0, len(rows), 100):  # SQLite takes at most 999 variables a statement
                 # RETURNING's order is SQLite's choice; ids are given in the order rows are inserted.
                 docs += sorted(Document.insert_many(rows[i:i + 100]).returning(Document).execute(), key=lambda d: d.id)
+            clips = [{"document": doc.id, "path": str(f.clip.path), "size": f.clip.size, "mtime": f.clip.mtime,
+                      "duration": f.clip.duration} for doc, (f, _) in zip(docs, found) if f.clip]
+            for i in range(0, len(clips), 100):  # a Live Photo's clip, with its still's document
+                LiveClip.insert_many(clips[i:i + 100]).execute()
             for doc, (f, sha) in zip(docs, found):
                 ids.append(doc.id)
                 for job_type in job_types_for(f.kind, self.settings.enabled_job_types):
@@ -438,13 +443,17 @@ class Library:
     def _payload(self, job: Job, doc: Document) -> ev.JobPayload:
         """The task of a job's current attempt (a job that comes after others adds what ``_input_of``
         hands on, which may set its own limits)."""
-        return {
+        payload: ev.JobPayload = {
             "v": PAYLOAD_VERSION, "owner": self.owner, "job_id": job.id, "job_type": job.type,
             "document_id": doc.id, "session_id": job.session_id, "attempt": job.attempt,
             "max_attempts": job.max_attempts, "backoff_ms": self.settings.retry_backoff_ms,
             "priority": job.priority, "path": doc.path, "sha256": doc.sha256, "size": doc.size, "kind": doc.kind,
             "limits": {"max_pixels": self.settings.max_pixels, "rate_per_minute": self.settings.llm_rate_per_minute},
         }
+        extra_formats = list(self.settings.variant_format_list[1:])  # SNAPDESK_VARIANT_FORMATS: AVIF besides WebP
+        if job.type == "thumbnail" and extra_formats:
+            payload["variant_formats"] = extra_formats
+        return payload
 
     def ensure_workers(self) -> None:
         """Start a local worker when there is work and none runs (embedded mode, or when asked for)."""
@@ -742,6 +751,7 @@ class Library:
             unindex_documents(doc_ids)
             session.delete_instance(recursive=True)
             meaning.forget_unused()  # the vectors of content no document has any more
+            duplicates.forget_unused()  # and their likenesses
         still_used = {sha for (sha,) in tuples(Document.select(Document.sha256).where(Document.sha256.in_(list(shas))))}
         for sha in shas - still_used:
             shutil.rmtree(self.artifacts_dir / sha[:2] / sha, ignore_errors=True)
@@ -782,6 +792,11 @@ class Library:
         return self.maintenance()
 
     # -- search ------------------------------------------------------------------------
+    def duplicates(self, session_id: int | None = None) -> list[DuplicateGroup]:
+        """The library's (or a session's) pictures that are the same picture, in groups with the
+        largest original first (``engine/duplicates.py``). Only reads: fine on a read-only library."""
+        return duplicates.groups(session_id)
+
     def search(self, query: str, limit: int = 50, session_id: int | None = None) -> list[dict[str, Any]]:
         """Documents matching every word of ``query`` (the last one as a prefix), best first, each
         with a snippet around the match. Words are matched in file names, titles, summaries and text."""
@@ -946,6 +961,7 @@ class Library:
         for job in Job.select().where(Job.session == session).order_by(Job.id):
             jobs_by_doc.setdefault(job.document_id, []).append(job)
         job_counts = Counter(job.state for jobs in jobs_by_doc.values() for job in jobs)
+        clips = {clip.document_id: clip for clip in LiveClip.select().join(Document).where(Document.session == session)}
         documents = []
         for doc in docs:
             jobs = jobs_by_doc.get(doc.id, [])
@@ -956,6 +972,7 @@ class Library:
                 "taken_at": _iso(doc.taken_at),
                 "metadata": ((thumbnail.result or {}).get("metadata") or {}) if thumbnail else {},
                 "jobs": {job.type: job_report(job) for job in jobs},
+                **({"live_photo": live_clip_report(clips[doc.id])} if doc.id in clips else {}),
             })
         doc_counts = self.document_counts(session)
         return {
@@ -975,6 +992,11 @@ class Library:
                 SkippedFile.select(SkippedFile.path, SkippedFile.reason, SkippedFile.detail)
                 .where(SkippedFile.session == session).order_by(SkippedFile.id))],
         }
+
+
+def live_clip_report(clip: LiveClip) -> dict[str, Any]:
+    """A Live Photo's clip as ``status --json`` and the details panel give it: path, size, length in seconds."""
+    return {"clip": clip.path, "size": clip.size, "duration": clip.duration}
 
 
 def job_report(job: Job) -> dict[str, Any]:

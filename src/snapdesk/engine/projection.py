@@ -9,7 +9,7 @@ with the number of batches, not of events:
 2. the jobs the other events name are read in one query, and each event is checked against its
    job and its transition computed in memory, in the order the events came;
 3. the changes are written with one statement per kind: job rows, timeline rows, artifacts,
-   document sizes, the search index of the documents whose text changed;
+   document sizes, pictures' likenesses, the search index of the documents whose text changed;
 4. progress is coalesced, one update per job with its latest figure; progress an attempt
    reported before a later event of the same batch (its start, its end) is moot and dropped.
 
@@ -29,14 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..processors.similarity import Likeness
 from ..store.db import CANCELLED, COMPLETE, FAILED, PENDING, PROCESSING, QUEUED, TERMINAL, db
 from . import events as ev
 from .events import EventType
-from . import meaning
+from . import duplicates, meaning
 from .jobs import JOB_TYPES, ResultError, dependents_of
 
 #: The job types whose results the search index holds (OCR text; title and summary; description; the
-#: thumbnail's metadata: camera and year taken).
+#: thumbnail's metadata: camera, place names and year taken).
 SEARCHED_JOB_TYPES = ("ocr", "summary", "describe", "thumbnail")
 
 #: The job columns an event may change, in the order the batch's UPDATE writes them.
@@ -122,6 +123,7 @@ class Projection:
         artifacts: list[tuple[int, int, str, str, int, int | None, int | None]] = []
         sizes: dict[int, tuple[int, int]] = {}
         taken: dict[int, float | None] = {}
+        likenesses: dict[str, Likeness] = {}
         reindex: set[int] = set()
         # Progress an attempt reported before a later event of the same job in this batch is moot.
         last_other = {e.job_id: i for i, e in enumerate(job_events) if e.type != EventType.PROGRESS}
@@ -141,6 +143,7 @@ class Projection:
                     paths = self._store_files(job, files)
                     result = JOB_TYPES[job["type"]].attach_files(event.result, paths)
                     result = meaning.on_complete(job["type"], job["sha256"], result)  # an embed's vector: its table
+                    result = duplicates.on_complete(job["type"], job["sha256"], result, likenesses)  # its table
                     changes["result"] = json.dumps(result, sort_keys=True)  # as the model's JSONField writes it
                     artifacts += [(job["document_id"], job["id"], name, paths[name], len(data),
                                    *_size_of(event.result, name)) for name, data in files.items()]
@@ -182,6 +185,7 @@ class Projection:
                      [(w, h, doc_id) for doc_id, (w, h) in sizes.items()])
         _executemany("UPDATE document SET taken_at = COALESCE(?, mtime) WHERE id = ?",  # else the file's time
                      [(at, doc_id) for doc_id, at in taken.items()])
+        duplicates.store(likenesses)
         reindex_documents(reindex)
         return out
 
@@ -220,7 +224,7 @@ def reindex_documents(doc_ids: Iterable[int]) -> None:
         for doc_id, path in names.items():
             summary, ocr = results[doc_id].get("summary", {}), results[doc_id].get("ocr", {})
             described = meaning.searchable_text(results[doc_id].get("describe"))  # a picture's description, tags
-            taken = _metadata_words(results[doc_id].get("thumbnail", {}).get("metadata") or {})  # camera, year
+            taken = _metadata_words(results[doc_id].get("thumbnail", {}).get("metadata") or {})  # camera, place, year
             rows.append((doc_id, Path(path).name, summary.get("title") or "",
                          " ".join(filter(None, (summary.get("summary"), described, taken))), ocr.get("text") or ""))
         _executemany("DELETE FROM search_index WHERE rowid = ?", [(doc_id,) for doc_id in chunk])
@@ -228,8 +232,11 @@ def reindex_documents(doc_ids: Iterable[int]) -> None:
 
 
 def _metadata_words(metadata: dict[str, Any]) -> str:
-    """What search finds a photo by from its metadata: the camera's make and model, the lens, the year taken."""
+    """What search finds a photo by from its metadata: the camera's make and model, the lens, the place's names
+    (those the file carries), the year taken."""
+    place: dict[str, Any] = metadata["place"] if isinstance(metadata.get("place"), dict) else {}
     words = [str(metadata.get(key) or "") for key in ("make", "model", "lens")]
+    words += [str(place.get(key) or "") for key in ("location", "city", "state", "country")]
     taken = str(metadata.get("taken") or "")
     return " ".join(filter(None, (*words, taken[:4] if taken[:4].isdigit() else "")))
 

@@ -11,12 +11,21 @@ The keys, each present only when known: ``taken`` (ISO 8601, with the offset whe
 read as UTC), ``make``, ``model``, ``camera`` (make and model, said once), ``lens``, ``exposure_time``
 (seconds), ``exposure`` (as a photographer writes it: "1/125 s"), ``f_number``, ``iso``,
 ``focal_length`` (mm), ``gps`` (``lat``, ``lon`` in decimal degrees, ``altitude`` in metres),
-``orientation`` (the EXIF value 1-8) and ``profile`` (the ICC description, "sRGB IEC61966-2.1").
+``orientation`` (the EXIF value 1-8), ``profile`` (the ICC description, "sRGB IEC61966-2.1"), and the
+place names the file carries (IPTC City, Province-State, Country and Sub-location; XMP photoshop:City, State,
+Country and Iptc4xmpCore:Location, which win where both are given): ``place`` (``location``, ``city``,
+``state``, ``country``, each when present) and ``place_name`` ("Eiffel Tower, Paris, France"). Names are only
+read, never looked up: there is no geocoding.
+
+A video's (``kind`` "video") come from its container instead (``processors/video.py``
+``container_metadata``): the date QuickTime gives with its time zone, the ISO 6709 position, Apple's make and
+model.
 """
 
 from __future__ import annotations
 
 import datetime
+import html
 import io
 import math
 import re
@@ -24,19 +33,26 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageFile, IptcImagePlugin
 
 _MAKE, _MODEL, _ORIENTATION, _DATETIME = 0x010F, 0x0110, 0x0112, 0x0132
 _EXPOSURE_TIME, _F_NUMBER, _ISO, _DATETIME_ORIGINAL = 0x829A, 0x829D, 0x8827, 0x9003
-_OFFSET_TIME_ORIGINAL, _FOCAL_LENGTH, _LENS_MAKE, _LENS_MODEL = 0x9011, 0x920A, 0xA433, 0xA434
+_OFFSET_TIME, _OFFSET_TIME_ORIGINAL, _FOCAL_LENGTH, _LENS_MAKE, _LENS_MODEL = 0x9010, 0x9011, 0x920A, 0xA433, 0xA434
 _GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON, _GPS_ALT_REF, _GPS_ALT = 1, 2, 3, 4, 5, 6
 
 #: Longest text kept from a field (a camera's name, a lens, a profile's description).
 TEXT_LIMIT = 120
 
 
-def read_metadata(source: bytes) -> dict[str, Any]:
-    """What the picture in ``source`` says of itself (see the module's docstring); {} when nothing."""
+def read_metadata(source: bytes, kind: str = "image") -> dict[str, Any]:
+    """What the picture (or, for ``kind`` "video", the clip) in ``source`` says of itself (see the module's
+    docstring); {} when nothing."""
+    if kind == "video":
+        from .video import container_metadata  # FFmpeg is loaded only when a video comes
+
+        out = container_metadata(source)
+        camera = _camera(out.get("make"), out.get("model"))
+        return {**out, "camera": camera} if camera else out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns of each damaged tag it skips: that is expected here
         return _read(source)
@@ -54,8 +70,10 @@ def _read(source: bytes) -> dict[str, Any]:
             main: dict[int, Any] = dict(_attempt(lambda: dict(exif.items())) or {})
             sub: dict[int, Any] = dict(_attempt(lambda: dict(exif.get_ifd(ExifTags.IFD.Exif))) or {})
             gps: dict[int, Any] = dict(_attempt(lambda: dict(exif.get_ifd(ExifTags.IFD.GPSInfo))) or {})
-            _fill(out, "taken", lambda: _taken(sub.get(_DATETIME_ORIGINAL) or main.get(_DATETIME),
-                                               sub.get(_OFFSET_TIME_ORIGINAL)))
+            # The time taken with its own offset; else the file's time (DateTime) with the offset of that.
+            original = sub.get(_DATETIME_ORIGINAL)
+            _fill(out, "taken", lambda: _taken(original, sub.get(_OFFSET_TIME_ORIGINAL)) if original
+                  else _taken(main.get(_DATETIME), sub.get(_OFFSET_TIME)))
             _fill(out, "make", lambda: _text(main.get(_MAKE)))
             _fill(out, "model", lambda: _text(main.get(_MODEL)))
             _fill(out, "lens", lambda: _lens(sub.get(_LENS_MAKE), sub.get(_LENS_MODEL)))
@@ -66,6 +84,7 @@ def _read(source: bytes) -> dict[str, Any]:
             _fill(out, "gps", lambda: _gps(gps))
             _fill(out, "orientation", lambda: _orientation(main.get(_ORIENTATION)))
         _fill(out, "profile", lambda: _profile(image.info.get("icc_profile")))
+        _fill(out, "place", lambda: _place(image))
     if "taken" in out:
         taken, at = out.pop("taken")
         out["taken"], out["taken_at"] = taken, at
@@ -74,6 +93,8 @@ def _read(source: bytes) -> dict[str, Any]:
         out["camera"] = camera
     if "exposure_time" in out:
         out["exposure"] = _shutter(out["exposure_time"])
+    if "place" in out:
+        out["place_name"] = place_name(out["place"])
     return out
 
 
@@ -95,7 +116,7 @@ def _text(value: Any) -> str | None:
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
         return None
-    text = " ".join(value.replace("\x00", " ").split())[:TEXT_LIMIT]
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())[:TEXT_LIMIT]
     return text or None
 
 
@@ -185,3 +206,76 @@ def _profile(icc: Any) -> str | None:
 
     profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
     return _text(profile.profile.profile_description)
+
+
+# -- place names (IPTC, XMP) -------------------------------------------------------------
+#: The place's parts, most precise first: IPTC IIM (record 2) dataset numbers and XMP properties.
+PLACE_FIELDS = (("location", (2, 92), ("Iptc4xmpCore:Location",)),
+                ("city", (2, 90), ("photoshop:City",)),
+                ("state", (2, 95), ("photoshop:State",)),
+                ("country", (2, 101), ("photoshop:Country",)))
+#: An XMP packet longer than this is not searched (a real one is a few KB; a hostile one could be anything).
+XMP_LIMIT = 1 << 20
+_XMP_ATTRIBUTE = re.compile(r'\s{0,16}=\s{0,16}(?:"([^"<]{0,1000})"|\'([^\'<]{0,1000})\')')
+_XMP_OPENED = re.compile(r"(?:\s[^>]{0,500})?>")
+
+
+def _place(image: ImageFile.ImageFile) -> dict[str, str] | None:
+    """The place names in the file's XMP, with its IPTC block filling what XMP lacks."""
+    xmp = _attempt(lambda: _xmp_text(image.info.get("xmp") or image.info.get("XML:com.adobe.xmp"))) or ""
+    iptc = _attempt(lambda: IptcImagePlugin.getiptcinfo(image)) or {}
+    place = {}
+    for key, dataset, properties in PLACE_FIELDS:
+        from_xmp = next(filter(None, (_xmp_value(xmp, name) for name in properties)), None)
+        value = from_xmp or _iptc_text(iptc.get(dataset))
+        if value:
+            place[key] = value
+    return place or None
+
+
+def place_name(place: dict[str, str]) -> str:
+    """A place's parts as a person writes them, most precise first, each said once: "Eiffel Tower, Paris, France"."""
+    parts: list[str] = []
+    for key in ("location", "city", "state", "country"):
+        value = place.get(key)
+        if value and value.lower() not in (p.lower() for p in parts):
+            parts.append(value)
+    return ", ".join(parts)
+
+
+def _xmp_text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        value = value[:XMP_LIMIT].decode("utf-8", "replace")
+    return value[:XMP_LIMIT] if isinstance(value, str) else None
+
+
+def _xmp_value(xmp: str, name: str) -> str | None:
+    """An XMP property written as an attribute (``photoshop:City="Paris"``) or as an element, its text (or
+    the first ``rdf:li`` of a language alternative), entities resolved. Every pattern is bounded and tried
+    at the property's first place only, so a hostile packet costs no more than a real one."""
+    at = xmp.find(name)
+    while at > 0 and xmp[at - 1] not in "< \t\r\n":  # "xphotoshop:City": another name
+        at = xmp.find(name, at + 1)
+    if at < 0:
+        return None
+    if at == 0 or xmp[at - 1] != "<":
+        found = _XMP_ATTRIBUTE.match(xmp, at + len(name))
+        return _text(html.unescape(found[1] if found[1] is not None else found[2])) if found else None
+    opened = _XMP_OPENED.match(xmp, at + len(name))
+    closed = xmp.find(f"</{name}", opened.end(), opened.end() + 10_000) if opened else -1
+    if not opened or closed < 0:
+        return None
+    inner = xmp[opened.end():closed]
+    item = re.search(r"<rdf:li(?:\s[^>]{0,500})?>(.*?)</rdf:li\s*>", inner, re.S)
+    return _text(html.unescape(re.sub(r"<[^>]{0,500}>", " ", item[1] if item else inner)))
+
+
+def _iptc_text(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            value = value.decode("latin-1")
+    return _text(value)

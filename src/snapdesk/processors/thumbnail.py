@@ -1,4 +1,4 @@
-"""Thumbnails: three WebP sizes, a blurhash placeholder and the original dimensions.
+"""Thumbnails: three WebP sizes (and AVIF ones too when asked), a blurhash placeholder and the original dimensions.
 
 The image is opened through ``processors/decode.py``, the one decode path every job shares (its
 limits, its pixel modes, its messages for files it cannot read), and decoded once, as small as it
@@ -21,11 +21,14 @@ import blurhash
 from PIL import Image
 
 from . import decode
+from .similarity import Likeness, likeness
 
 #: Thumbnail widths, largest first: each is made from the one before it.
 SIZES = {"lg": 600, "md": 300, "sm": 150}
 BLURHASH_COMPONENTS = (4, 3)
 WEBP_QUALITY = 80
+AVIF_QUALITY = 60  # of 100 (libavif)
+AVIF_SPEED = 8  # libavif: 0 (slowest, smallest) to 10
 WEBP_MAX_SIDE = 16383
 DEFAULT_MAX_PIXELS = decode.DEFAULT_MAX_PIXELS
 PDF_RENDER_WIDTH = 1200  # a PDF's first page is rendered this wide for its thumbnails
@@ -34,9 +37,11 @@ PDF_RENDER_WIDTH = 1200  # a PDF's first page is rendered this wide for its thum
 @dataclass
 class Thumbnail:
     name: str
-    data: bytes
+    data: bytes  # WebP
     width: int
     height: int
+    #: The same size in the other formats asked for (SNAPDESK_VARIANT_FORMATS), by format: {"avif": bytes}.
+    variants: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,30 +52,34 @@ class ThumbnailResult:
     thumbnails: list[Thumbnail] = field(default_factory=list)
     #: What the decoder learnt besides the pixels (decode.Page.info): see ``media_facts``.
     info: dict[str, Any] = field(default_factory=dict)
+    #: What duplicates are found by (processors/similarity.py), from the smallest thumbnail.
+    likeness: Likeness | None = None
 
 
 def make_thumbnails(source: decode.Source, max_pixels: int = DEFAULT_MAX_PIXELS,
-                    kind: str = "image") -> ThumbnailResult:
+                    kind: str = "image", formats: tuple[str, ...] = ("webp",)) -> ThumbnailResult:
     """Make the thumbnails of an image file or a PDF (``kind`` "pdf"), given as a path or its bytes.
 
     Input no retry can cure raises PermanentError, with the reason ``decode`` gives."""
     if kind == "pdf":
         page = decode.first_page(source, "pdf", mode=decode.RGB, max_pixels=max_pixels, width=PDF_RENDER_WIDTH)
         original_size = None
-    elif kind in ("raw", "video"):
-        page = decode.first_page(source, kind, mode=decode.RGB, max_pixels=max_pixels)
+    elif kind in ("raw", "video"):  # a RAW's JPEG preview is drafted as a JPEG is, a video's poster scaled by FFmpeg
+        page = decode.first_page(source, kind, mode=decode.RGB, max_pixels=max_pixels, draft=SIZES["lg"])
         original_size = page.size
     else:
         page = decode.first_page(source, "image", mode=decode.RGB, max_pixels=max_pixels, draft=SIZES["lg"])
         original_size = page.size
     assert page.image is not None  # only a PDF page's text layer comes without one, and it is not asked for
-    result = thumbnails_of_image(page.image, original_size)
+    result = thumbnails_of_image(page.image, original_size, formats)
     result.info = dict(page.info)
     return result
 
 
-def thumbnails_of_image(frame: Image.Image, original_size: tuple[int, int] | None = None) -> ThumbnailResult:
-    """The thumbnails of an image already decoded and upright (a rendered PDF page, say).
+def thumbnails_of_image(frame: Image.Image, original_size: tuple[int, int] | None = None,
+                        formats: tuple[str, ...] = ("webp",)) -> ThumbnailResult:
+    """The thumbnails of an image already decoded and upright (a rendered PDF page, say): WebP, and each
+    size also in the other ``formats`` ("avif") asked for.
 
     ``original_size`` is the size of the original as displayed, when ``frame`` was decoded smaller."""
     width, height = original_size or frame.size
@@ -81,11 +90,13 @@ def thumbnails_of_image(frame: Image.Image, original_size: tuple[int, int] | Non
         size = _fit(width, height, target)
         if current.size != size:
             current = current.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        thumbnails.append(Thumbnail(name, _webp(current), *size))
+        variants = {fmt: VARIANT_WRITERS[fmt](current) for fmt in formats if fmt != "webp"}
+        thumbnails.append(Thumbnail(name, _webp(current), *size, variants=variants))
 
     tiny = current.resize(_fit(width, height, 32), Image.Resampling.BILINEAR)
     hash_ = blurhash.encode(tiny.convert("RGB"), *BLURHASH_COMPONENTS)
-    return ThumbnailResult(width=width, height=height, blurhash=hash_, thumbnails=thumbnails[::-1])
+    return ThumbnailResult(width=width, height=height, blurhash=hash_, thumbnails=thumbnails[::-1],
+                           likeness=likeness(current))
 
 
 def _fit(width: int, height: int, target_width: int) -> tuple[int, int]:
@@ -104,14 +115,27 @@ def _webp(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def _avif(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED)
+    return buf.getvalue()
+
+
+#: The formats each size can be written in besides WebP (SNAPDESK_VARIANT_FORMATS), and their writers.
+VARIANT_WRITERS = {"avif": _avif}
+
+
 def describe(result: ThumbnailResult) -> dict[str, Any]:
     """The JSON-able part of a result (everything but the image bytes)."""
     return {
         "width": result.width,
         "height": result.height,
         "blurhash": result.blurhash,
-        "thumbnails": {t.name: {"width": t.width, "height": t.height, "bytes": len(t.data)} for t in result.thumbnails},
+        "thumbnails": {t.name: {"width": t.width, "height": t.height, "bytes": len(t.data),
+                                **{fmt: {"bytes": len(data)} for fmt, data in t.variants.items()}}
+                       for t in result.thumbnails},
         **media_facts(result.info),
+        **({"likeness": result.likeness.to_json()} if result.likeness else {}),
     }
 
 

@@ -110,6 +110,18 @@ class SkippedFile(BaseModel):
     detail = peewee.TextField()
 
 
+class LiveClip(BaseModel):
+    """A Live Photo's clip, recorded with its still's document (migration 0011)."""
+
+    document = peewee.ForeignKeyField(Document, primary_key=True, backref="live_clips", on_delete="CASCADE")
+    document_id: int
+    path = peewee.TextField()
+    size = peewee.IntegerField()
+    mtime = peewee.FloatField()
+    #: Its length in seconds, from its movie header (None when that could not be read).
+    duration = peewee.FloatField(null=True)
+
+
 class Job(BaseModel):
     id = peewee.AutoField()
     document = peewee.ForeignKeyField(Document, backref="jobs", on_delete="CASCADE")
@@ -199,13 +211,21 @@ class Embedding(BaseModel):
     created_at = peewee.FloatField(default=time.time)
 
 
+class Likeness(BaseModel):
+    """A picture's perceptual hash and grey signature, by content hash (see migrations/0010)."""
+
+    sha256 = peewee.TextField(primary_key=True)
+    phash = peewee.IntegerField()
+    signature = peewee.BlobField()
+
+
 def tuples(query: peewee.BaseQuery) -> Iterator[tuple[Any, ...]]:
     """``query``'s rows as tuples: ``iter(query.tuples())``, typed as such (peewee's stubs give
     ``.tuples()`` the type of the query itself, whose rows would be models)."""
     return iter(query.tuples())
 
 
-MODELS = [Meta, UploadSession, Document, SkippedFile, Job, JobEvent, Artifact, HeldEvent, Embedding]
+MODELS = [Meta, UploadSession, Document, SkippedFile, LiveClip, Job, JobEvent, Artifact, HeldEvent, Embedding, Likeness]
 
 
 def open_db(path: Path) -> peewee.SqliteDatabase:
