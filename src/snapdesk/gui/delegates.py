@@ -32,7 +32,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from .models import STATUS_TEXT, RowRole, finished_percent
+from .models import DUPLICATES, STATUS_TEXT, RowRole, finished_percent
 from .rows import COMPLETE, FAILED_DOC, QUEUED, RUNNING, DocRow, SessionRow
 
 GREEN = QColor("#2e9d57")
@@ -159,9 +159,20 @@ class DocumentDelegate(QStyledItemDelegate):
         else:
             p.setPen(STATUS_COLOR.get(row.status, GREY))
         p.drawText(status_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                   QFontMetrics(option.font).elidedText(self.status_text(row), Qt.TextElideMode.ElideRight,
-                                                        status_rect.width()))
+                   QFontMetrics(option.font).elidedText(self.duplicate_text(row, index.model()) or self.status_text(row),
+                                                        Qt.TextElideMode.ElideRight, status_rect.width()))
         p.restore()
+
+    @staticmethod
+    def duplicate_text(row: DocRow, model) -> str | None:
+        """Under the Duplicates filter, which of its group a picture is: "Original · 1200×900", "Copy · 400×300"."""
+        if getattr(model, "filter", None) != DUPLICATES:
+            return None
+        original = model.original_of(row.id)
+        if original is None:
+            return None
+        size = f" · {row.width}×{row.height}" if row.width and row.height else ""
+        return ("Original" if original == row.id else "Copy") + size
 
     @staticmethod
     def duration_text(seconds: float) -> str:

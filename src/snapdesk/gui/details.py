@@ -1,6 +1,6 @@
-"""The details panel: a preview, the file's facts, the photo's metadata (taken, camera, lens, exposure,
-place, colour profile: rows shown only when known), what the picture shows (its description, tags and
-colours), what its text says, and each job's timeline with a Retry button."""
+"""The details panel: a preview, the file's facts, the photo's metadata (a Live Photo's clip, taken, camera,
+lens, exposure, place, colour profile: rows shown only when known), what the picture shows (its description,
+tags and colours), what its text says, and each job's timeline with a Retry button."""
 
 from __future__ import annotations
 
@@ -70,12 +70,22 @@ def metadata_rows(metadata: dict) -> list[tuple[str, str]]:
     if any(exposure):
         rows.append(("Exposure", ", ".join(str(e) for e in exposure if e)))
     gps = metadata.get("gps") or {}
+    position = ""
     if "lat" in gps and "lon" in gps:
-        place = f"{gps['lat']:.5f}, {gps['lon']:.5f}"
-        rows.append(("Place", place + (f" ({gps['altitude']:g} m)" if gps.get("altitude") is not None else "")))
+        position = f"{gps['lat']:.5f}, {gps['lon']:.5f}"
+        position += f" ({gps['altitude']:g} m)" if gps.get("altitude") is not None else ""
+    name = metadata.get("place_name") or ""  # the names the file carries (IPTC, XMP), never looked up
+    if name or position:
+        rows.append(("Place", f"{name} — {position}" if name and position else name or position))
     if metadata.get("profile"):
         rows.append(("Profile", metadata["profile"]))
     return rows
+
+
+def live_photo_text(live: dict) -> str:
+    """A Live Photo's row: its clip's length and file ("2.5 s clip, IMG_0001.MOV")."""
+    name = os.path.basename(live["clip"])
+    return f"{live['duration']:.1f} s clip, {name}" if live.get("duration") is not None else f"clip, {name}"
 
 
 def _ms(ms: int | None) -> str:
@@ -399,6 +409,12 @@ class DetailsPanel(QScrollArea):
         self.layout_.addStretch(1)
         self.content.hide()
         images.imageReady.connect(self._image_ready)
+        # Never sideways: the panel is at least as wide as its widest row (the buttons), and the
+        # rest wraps or is elided within it.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        margins = self.layout_.contentsMargins()
+        self.setMinimumWidth(max(240, buttons.minimumSize().width() + margins.left() + margins.right()
+                                 + self.verticalScrollBar().sizeHint().width() + 2))
 
     @property
     def doc_id(self) -> int | None:
@@ -456,8 +472,12 @@ class DetailsPanel(QScrollArea):
         while self.metadata_form.rowCount():
             self.metadata_form.removeRow(0)
         thumbnail = next((j for j in details["jobs"] if j["type"] == "thumbnail" and j["state"] == "complete"), None)
-        for label, text in metadata_rows(((thumbnail or {}).get("result") or {}).get("metadata") or {}):
+        rows = metadata_rows(((thumbnail or {}).get("result") or {}).get("metadata") or {})
+        if details.get("live_photo"):
+            rows.insert(0, ("Live Photo", live_photo_text(details["live_photo"])))
+        for label, text in rows:
             value = QLabel(text)
+            value.setTextFormat(Qt.TextFormat.PlainText)  # the file's own words (a place, a camera), never markup
             value.setWordWrap(True)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setAccessibleName(label)

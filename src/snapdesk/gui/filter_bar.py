@@ -1,4 +1,4 @@
-"""The row of filter buttons above the grid (All, Queued, Running, Failed, Done) with their counts."""
+"""The row of filter buttons above the grid (All, Queued, Running, Failed, Done, Duplicates) with their counts."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ class FilterBar(QWidget):
     #: A button was clicked: the filter's name.
     filterChosen = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, labels: dict[str, str] | None = None):
         super().__init__(parent)
+        #: The filters' names on their buttons, in order (``FILTER_LABELS`` unless given).
+        self.labels = dict(FILTER_LABELS if labels is None else labels)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.group = QButtonGroup(self)
         self.group.setExclusive(True)
         self.buttons: dict[str, QToolButton] = {}
         self.counts: dict[str, int] = {}
-        for name, text in FILTER_LABELS.items():
+        for name, text in self.labels.items():
             b = QToolButton()
             b.setCheckable(True)
             b.setText(text)
@@ -40,7 +42,7 @@ class FilterBar(QWidget):
     def set_counts(self, counts: dict[str, int], search: str = "") -> None:
         """The documents each filter shows; with a search, of those that match it."""
         self.counts = dict(counts)
-        for name, text in FILTER_LABELS.items():
+        for name, text in self.labels.items():
             n = counts.get(name, 0)
             b = self.buttons[name]
             b.setText(f"{text}  {n}")
@@ -51,4 +53,7 @@ class FilterBar(QWidget):
                           "queued": "Waiting for a worker",
                           "running": "Being processed by a worker now",
                           "failed": "Something failed; the reason is on the tile and in the details",
-                          "done": "Every job finished"}[name] + (f" ({n}{matching})"))
+                          "done": "Every job finished",
+                          "duplicates": "Photos that are the same picture as another here (resized, "
+                                        "re-encoded or slightly cropped), each group with its largest "
+                                        "original first"}[name] + (f" ({n}{matching})"))

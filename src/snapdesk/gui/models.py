@@ -47,8 +47,14 @@ SORTS = {
     "taken": lambda row: (row.taken_at is None, row.taken_at or 0.0, row.id),
     "name": lambda row: (row.name.casefold(), row.id),
 }
+#: The filter of the pictures that are the same picture as another of the session (resized, re-encoded,
+#: slightly cropped: engine/duplicates.py), each group together, its original first. Not a status: its
+#: documents come from the owner (``DocumentFilterModel.set_duplicates``, gui/duplicates.py).
+DUPLICATES = "duplicates"
+DUPLICATES_LABEL = "Duplicates"
 #: The filters' names on their buttons, in order.
-FILTER_LABELS = {"all": "All", "queued": "Queued", "running": "Running", "failed": "Failed", "done": "Done"}
+FILTER_LABELS = {"all": "All", "queued": "Queued", "running": "Running", "failed": "Failed", "done": "Done",
+                 DUPLICATES: DUPLICATES_LABEL}
 
 
 def document_spoken(row: DocRow) -> str:
@@ -279,14 +285,16 @@ class DocumentModel(_CoalescingListModel):
 
 
 class DocumentFilterModel(QSortFilterProxyModel):
-    """The grid's filters: by status (all, running, failed, done) and by a name search; and its order
-    (``SORTS``: as imported, by date taken, by name)."""
+    """The grid's filters: by status (all, running, failed, done), the duplicates, and by a name search;
+    and its order (``SORTS``: as imported, by date taken, by name; the duplicates by group, original first)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._statuses = None
         self._text = ""
         self._matches: frozenset = frozenset()
+        #: The duplicates: document id -> (its group's place, its place in the group: 0 the original).
+        self._groups: dict[int, tuple[int, int]] = {}
         self.filter = "all"
         self.order = "added"
         self._key = None
@@ -298,20 +306,53 @@ class DocumentFilterModel(QSortFilterProxyModel):
             raise ValueError(f"unknown order {name!r}")
         self.order, self._key = name, SORTS[name]
         self.invalidate()
-        self.sort(-1 if self._key is None else 0)
+        self.sort(-1 if self._key is None and self.filter != DUPLICATES else 0)
 
     def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
         model = self.sourceModel()
+        if self.filter == DUPLICATES:
+            far = (len(self._groups), 0)
+            return (self._groups.get(model.row(left.row()).id, far) <
+                    self._groups.get(model.row(right.row()).id, far))
         if self._key is None:
             return left.row() < right.row()
         return self._key(model.row(left.row())) < self._key(model.row(right.row()))
 
     def set_filter(self, name: str) -> None:
-        if name not in FILTERS:
+        if name not in FILTERS and name != DUPLICATES:
             raise ValueError(f"unknown filter {name!r}")
+        was = self.filter
         self.beginFilterChange()
-        self.filter, self._statuses = name, FILTERS[name]
+        self.filter, self._statuses = name, FILTERS.get(name)
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        if DUPLICATES in (was, name) and was != name:  # the duplicates by group; the others as chosen
+            self.invalidate()
+            self.sort(0 if name == DUPLICATES or self._key is not None else -1)
+
+    def set_duplicates(self, groups: Iterable[Iterable[int]]) -> None:
+        """The session's groups of duplicates, as document ids, each with its original first."""
+        places = {doc_id: (g, i) for g, ids in enumerate(groups) for i, doc_id in enumerate(ids)}
+        if places == self._groups:
+            return
+        self.beginFilterChange()
+        self._groups = places
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        if self.filter == DUPLICATES:
+            self.invalidate()
+            self.sort(0)
+
+    def duplicate_count(self) -> int:
+        """How many documents the Duplicates filter shows (with the search as it is)."""
+        model = self.sourceModel()
+        rows = (model.row_by_id(doc_id) for doc_id in self._groups)
+        return sum(1 for row in rows if row is not None and self._found(row))
+
+    def original_of(self, doc_id: int) -> int | None:
+        """The original of a duplicate (itself for an original); None for a document in no group."""
+        place = self._groups.get(doc_id)
+        if place is None:
+            return None
+        return next(i for i, (g, n) in self._groups.items() if g == place[0] and n == 0)
 
     def set_search(self, text: str) -> None:
         """Show documents whose file name contains ``text`` (and those ``set_matches`` adds)."""
@@ -338,6 +379,8 @@ class DocumentFilterModel(QSortFilterProxyModel):
             return False
         row = self.sourceModel().row(source_row)
         if self._statuses is not None and row.status not in self._statuses:
+            return False
+        if self.filter == DUPLICATES and row.id not in self._groups:
             return False
         return self._found(row)
 

@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 import shiboken6
 from PySide6.QtCore import QObject, Signal
 
-from ..config import Settings
+from ..config import Settings, write_settings_file
 from ..engine import meaning
 from ..engine.retrying import TRANSIENT_ERRORS
 from ..store.db import UploadSession
@@ -214,10 +214,9 @@ def document_details(owner: LibraryOwner, doc_id: int) -> Op[dict[str, Any] | No
 
 
 def skipped_files(owner: LibraryOwner, session_id: int, parent: QObject | None = None) -> Op[dict[str, Any]]:
-    """The files a session's import left out (``skipped_view.read_skipped``)."""
-    from .skipped_view import read_skipped
+    """The files a session's import left out (``rows.read_skipped``)."""
 
-    return Op(owner, lambda lib: read_skipped(session_id), "read the skipped files", parent)
+    return Op(owner, lambda lib: rows.read_skipped(session_id), "read the skipped files", parent)
 
 
 def search(owner: LibraryOwner, text: str) -> Op[dict[int, set[int]]]:
@@ -357,7 +356,6 @@ def save_settings(owner: LibraryOwner, values: dict[str, object], reload: Callab
                   parent: QObject | None = None) -> Op[Settings]:
     """Write the settings file and read the settings again (on the owner thread: the disk);
     success gets the settings now in effect."""
-    from .settings_dialog import write_settings_file
 
     def work(lib: TrackingLibrary) -> Settings:
         write_settings_file(values)

@@ -15,10 +15,11 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from peewee import fn
 
-from ..engine.library import document_status, job_report
+from ..engine.library import document_status, job_report, live_clip_report
 from ..store.db import COMPLETE as JOB_COMPLETE
 from ..store.db import (
     FAILED,
@@ -28,8 +29,11 @@ from ..store.db import (
     Document,
     Job,
     JobEvent,
+    LiveClip,
+    SkippedFile,
     UploadSession,
     db,
+    tuples,
 )
 
 #: Document statuses, as ``document_status`` names them.
@@ -298,9 +302,11 @@ def document_details(doc_id: int) -> dict | None:
                     for e in JobEvent.select().where(JobEvent.job == job.id).order_by(JobEvent.id)]
         jobs.append({**job_report(job), "type": job.type, "timeline": timeline,
                      "retry_cures": retry_cures(job.state, job.error_kind, doc_fields)})
+    clip = LiveClip.get_or_none(LiveClip.document == doc_id)  # a Live Photo's
     return {"id": doc.id, "session_id": doc.session_id, "path": doc.path, "size": doc.size, "kind": doc.kind,
             "sha256": doc.sha256, "width": doc.width, "height": doc.height,
-            "status": document_status([j["state"] for j in jobs]), "jobs": jobs}
+            "status": document_status([j["state"] for j in jobs]), "jobs": jobs,
+            "live_photo": live_clip_report(clip) if clip else None}
 
 
 def retryable_failed_job_ids(session_id: int | None = None, job_ids: Iterable[int] | None = None) -> list[int]:
@@ -334,3 +340,12 @@ def report_csv(report: dict) -> str:
             line += [job.get(f) for f in CSV_JOB_FIELDS]
         writer.writerow(["" if v is None else v for v in line])
     return out.getvalue()
+
+
+def read_skipped(session_id: int) -> dict[str, Any]:
+    """A session's skipped files, for the owner thread: their count and each named one (path, reason, detail)."""
+    session = UploadSession.get_or_none(UploadSession.id == session_id)
+    counts = (session.skipped or {}) if session is not None else {}
+    files = list(tuples(SkippedFile.select(SkippedFile.path, SkippedFile.reason, SkippedFile.detail)
+                        .where(SkippedFile.session == session_id).order_by(SkippedFile.id)))
+    return {"session_id": session_id, "total": sum(counts.values()), "files": files}

@@ -9,7 +9,6 @@ tasks, on threads of their own: they wait on the network, which the owner thread
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import ConfigError, Settings, config_dir, default_data_dir, load_settings
+from ..config import Settings, default_data_dir
 from . import operations
 
 #: (Settings field, label, kind) in the order shown; kind is "text", "secret", "int", "ms", "folder"
@@ -173,40 +172,6 @@ def _unusable_folder(text: str) -> str | None:
 
 def env_name(field: str) -> str:
     return _FIELDS[field].metadata["env"]
-
-
-def settings_path() -> Path:
-    return config_dir() / "settings.json"
-
-
-def write_settings_file(values: dict[str, object], path: Path | None = None) -> Path:
-    """Merge ``values`` (by environment-variable name; "" or None removes a key) into the settings
-    file, check the result loads, and replace the file atomically, readable by its owner only."""
-    path = path or settings_path()
-    current = {}
-    if path.exists():
-        try:
-            current = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the settings file {path}: {exc}") from None
-    for key, value in values.items():
-        if value in ("", None):
-            current.pop(key, None)
-        else:
-            current[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold secrets
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(current, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    try:
-        load_settings(env={}, settings_file=tmp)  # the config's own checks, before the file is in place
-    except ConfigError:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
-    return path
 
 
 class SettingsDialog(QDialog):

@@ -22,22 +22,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..store.db import SkippedFile, UploadSession, tuples
 from . import operations
 
 #: What each reason is called in the window.
 REASON_TEXT = {"unsupported": "Unsupported type", "empty": "Empty", "too_large": "Too large", "hidden": "Hidden",
                "unreadable": "Unreadable", "missing": "Missing", "duplicate": "Duplicate",
                "interrupted": "Scan interrupted"}
-
-
-def read_skipped(session_id: int) -> dict[str, Any]:
-    """A session's skipped files, for the owner thread: their count and each named one (path, reason, detail)."""
-    session = UploadSession.get_or_none(UploadSession.id == session_id)
-    counts = (session.skipped or {}) if session is not None else {}
-    files = list(tuples(SkippedFile.select(SkippedFile.path, SkippedFile.reason, SkippedFile.detail)
-                        .where(SkippedFile.session == session_id).order_by(SkippedFile.id)))
-    return {"session_id": session_id, "total": sum(counts.values()), "files": files}
 
 
 class SkippedDialog(QDialog):

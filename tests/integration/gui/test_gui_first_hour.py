@@ -124,7 +124,8 @@ def test_the_filters_count_queued_apart_from_running_and_follow_the_search(windo
     qtbot.waitUntil(lambda: window.documents.rowCount() == 5 and not window.sessions.row_by_id(
         window.current_session).scanning, timeout=WAIT)
     qtbot.waitUntil(lambda: labels(window) == {"all": "All  5", "queued": "Queued  5", "running": "Running  0",
-                                               "failed": "Failed  0", "done": "Done  0"}, timeout=WAIT)
+                                               "failed": "Failed  0", "done": "Done  0",
+                                               "duplicates": "Duplicates  0"}, timeout=WAIT)
 
     # Two documents are taken by a worker (as its "started" events would make them).
     beaches = [r.id for r in rows(window) if r.name.startswith("beach")][:2]
@@ -144,7 +145,8 @@ def test_the_filters_count_queued_apart_from_running_and_follow_the_search(windo
     # With a search, the counts are those of the documents it finds.
     window.header.search.setText("city")
     assert labels(window) == {"all": "All  2", "queued": "Queued  2", "running": "Running  0",
-                              "failed": "Failed  0", "done": "Done  0"}
+                              "failed": "Failed  0", "done": "Done  0",
+                              "duplicates": "Duplicates  0"}
     assert window.header.filter_buttons["queued"].accessibleName() == "Show queued: 2 documents matching “city”"
     window.header.search.setText("beach")
     assert (labels(window)["all"], labels(window)["running"], labels(window)["queued"]) == (

@@ -199,7 +199,8 @@ def test_settings_set_by_the_environment_are_shown_but_not_saved(qtbot, tmp_path
     import pytest
 
     from snapdesk.config import ConfigError, load_settings
-    from snapdesk.gui.settings_dialog import SettingsDialog, write_settings_file
+    from snapdesk.config import write_settings_file
+    from snapdesk.gui.settings_dialog import SettingsDialog
 
     settings = load_settings(env={"REDIS_URL": "redis://farm:6379/0", "SNAPDESK_SECRET": "s"}, data_dir=tmp_path)
     dialog = SettingsDialog(settings, environ={"REDIS_URL": "redis://farm:6379/0"})

@@ -436,7 +436,7 @@ def test_open_show_in_folder_and_copy_path_act_on_the_selection(window, tmp_path
 def test_the_settings_dialog_moves_the_window_to_a_redis_farm(open_window, settings, redis_url, start_worker,
                                                                tmp_path, qtbot):
     from snapdesk.config import load_settings
-    from snapdesk.gui.settings_dialog import settings_path
+    from snapdesk.config import settings_path
 
     def reload():
         return load_settings(env={}, data_dir=settings.data_dir, retry_backoff_ms=100, local_workers="no",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -19,27 +19,25 @@ from PySide6.QtWidgets import QMenu
 
 from ..rows import DocRow, SessionRow
 from . import dialogs
-
-if TYPE_CHECKING:
-    from .mainwindow import MainWindow
+from .base import Window
 
 
 @dataclass(frozen=True)
 class ActionSpec:
     text: str
     #: What it does, given the window.
-    run: Callable[[MainWindow], Any]
+    run: Callable[[Window], Any]
     shortcut: str | None = None
     role: QAction.MenuRole | None = None
     #: Actions of one group are checkable, one of them checked.
     group: str | None = None
 
 
-def _filter(name: str) -> Callable[[MainWindow], Any]:
+def _filter(name: str) -> Callable[[Window], Any]:
     return lambda w: w.set_filter(name)
 
 
-def _sort(name: str) -> Callable[[MainWindow], Any]:
+def _sort(name: str) -> Callable[[Window], Any]:
     return lambda w: w.filtered.set_sort(name)
 
 
@@ -71,6 +69,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "show_running": ActionSpec("Show &Running", _filter("running"), "Ctrl+3"),
     "show_failed": ActionSpec("Show F&ailed", _filter("failed"), "Ctrl+4"),
     "show_done": ActionSpec("Show &Done", _filter("done"), "Ctrl+5"),
+    "show_duplicates": ActionSpec("Show D&uplicates", _filter("duplicates"), "Ctrl+6"),
     "sort_added": ActionSpec("Sort by &Import Order", _sort("added"), group="sort"),
     "sort_taken": ActionSpec("Sort by Date &Taken", _sort("taken"), group="sort"),
     "sort_name": ActionSpec("Sort by &Name", _sort("name"), group="sort"),
@@ -89,7 +88,7 @@ MENUS: dict[str, list[str | None]] = {
               None, "quit"],
     "&Documents": ["retry", "retry_failed", "cancel", "reprocess", "cancel_session", None, "open", "show", "copy",
                    None, "find"],
-    "&View": ["jobs", None, "show_all", "show_queued", "show_running", "show_failed", "show_done", None,
+    "&View": ["jobs", None, "show_all", "show_queued", "show_running", "show_failed", "show_done", "show_duplicates", None,
               "sort_added", "sort_taken", "sort_name", None, "next_pane", "previous_pane"],
     "&Help": ["data_folder", "log_folder", None, "about"],
 }
@@ -98,7 +97,7 @@ MENUS: dict[str, list[str | None]] = {
 FIRST_SORT = "sort_added"
 
 
-def build(window: MainWindow) -> dict[str, QAction]:
+def build(window: Window) -> dict[str, QAction]:
     """Make every action (``window.<name>_action``; the sorts also in ``window.sort_actions``), fill
     the menu bar, the Add button's menu, and Delete in the sessions list."""
     made: dict[str, QAction] = {}
@@ -139,7 +138,7 @@ def build(window: MainWindow) -> dict[str, QAction]:
     return made
 
 
-def grid_menu(window: MainWindow, rows: list[DocRow]) -> QMenu:
+def grid_menu(window: Window, rows: list[DocRow]) -> QMenu:
     """The documents' context menu: Retry only where a retry may cure a failure."""
     menu = QMenu(window)
     menu.addAction(window.open_action)
@@ -158,7 +157,7 @@ def grid_menu(window: MainWindow, rows: list[DocRow]) -> QMenu:
     return menu
 
 
-def session_menu(window: MainWindow, row: SessionRow) -> QMenu:
+def session_menu(window: Window, row: SessionRow) -> QMenu:
     """A session's context menu: Retry and Cancel only where they can do something."""
     menu = QMenu(window)
     if row.retryable:

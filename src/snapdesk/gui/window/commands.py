@@ -8,16 +8,14 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QProcess, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from .. import operations
-
-if TYPE_CHECKING:
-    from .mainwindow import MainWindow
+from .base import Window
 
 
 def _jobs(count: int) -> str:
@@ -27,7 +25,7 @@ def _jobs(count: int) -> str:
 class Commands:
     """The window's commands on documents and sessions; the actions and buttons call these."""
 
-    def __init__(self, window: MainWindow):
+    def __init__(self, window: Window):
         self.window = window
 
     def _say(self, message: str, ms: int) -> None:

@@ -10,13 +10,13 @@ from PySide6.QtWidgets import QMessageBox
 
 from ...config import APP_NAME, Settings
 from .. import operations
+from .base import Window
 
 if TYPE_CHECKING:
     from ..settings_dialog import SettingsDialog
-    from .mainwindow import MainWindow
 
 
-def show_about(window: MainWindow) -> None:
+def show_about(window: Window) -> None:
     from ... import __version__
 
     QMessageBox.about(window, f"About {APP_NAME}",
@@ -26,7 +26,7 @@ def show_about(window: MainWindow) -> None:
                       f"Queue: {html.escape(window.transport_label.text())}</p>")
 
 
-def show_settings(window: MainWindow) -> None:
+def show_settings(window: Window) -> None:
     from ..settings_dialog import SettingsDialog
 
     dialog = SettingsDialog(window.settings, parent=window)
@@ -35,7 +35,7 @@ def show_settings(window: MainWindow) -> None:
     dialog.open()
 
 
-def _save_settings(window: MainWindow, dialog: SettingsDialog, values: dict[str, object]) -> None:
+def _save_settings(window: Window, dialog: SettingsDialog, values: dict[str, object]) -> None:
     """Write the settings file and read the settings again on the owner thread, then reopen the library."""
     def saved(settings: Settings) -> None:
         dialog.accept()
@@ -46,7 +46,7 @@ def _save_settings(window: MainWindow, dialog: SettingsDialog, values: dict[str,
         .success(saved).failure(lambda error: dialog.show_error(str(error))).run()
 
 
-def show_jobs(window: MainWindow) -> None:
+def show_jobs(window: Window) -> None:
     """The Jobs view: queues (pause, resume), workers and failed jobs across sessions."""
     if window.jobs_dialog is None:
         from ..jobs_view import JobsDialog

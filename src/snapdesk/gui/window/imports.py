@@ -5,15 +5,13 @@ shows at once, and its documents as the scan finds them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QFileDialog
 
 from .. import operations
-
-if TYPE_CHECKING:
-    from .mainwindow import MainWindow
+from .base import Window
 
 #: What the Add Files dialog offers first.
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.jpe *.png *.webp *.gif *.bmp *.tif *.tiff);;All files (*)"
@@ -28,7 +26,7 @@ def local_paths(mime: Any) -> list[str]:
 class Imports(QObject):
     """Adds what is dropped on the window (it filters the window's drag and drop events) or chosen."""
 
-    def __init__(self, window: MainWindow):
+    def __init__(self, window: Window):
         super().__init__(window)
         self._window = window
         window.setAcceptDrops(True)

@@ -12,10 +12,9 @@ import gc
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QPoint, Qt
 from PySide6.QtWidgets import (
     QApplication,
-    QMainWindow,
     QMenu,
     QSplitter,
     QStackedWidget,
@@ -27,6 +26,7 @@ from ...config import APP_NAME, Settings, load_settings
 from .. import collector, operations
 from ..delegates import DocumentDelegate
 from ..details import DetailsPanel
+from ..duplicates import DuplicatesFinder
 from ..empty_state import EmptyState
 from ..icon import app_icon
 from ..images import ImageCache
@@ -37,6 +37,7 @@ from ..status_bar import LibraryStatus, transport_text
 from ..taskbar import TaskbarProgress
 from ..views import DocumentGrid, DropOverlay
 from . import actions, dialogs, state, style
+from .base import Window
 from .commands import Commands
 from .imports import Imports
 from .progress import SessionProgress
@@ -50,11 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("snapdesk.gui")
 
 
-class MainWindow(QMainWindow):
-    #: The library could not be opened: the message for a person.
-    libraryFailed = Signal(str)
-    #: An import finished: its result (session id, skipped, problems) or an exception.
-    imported = Signal(object)
+class MainWindow(Window):
+    """The window: it builds its parts (``actions``, ``commands``, ``imports``, ``session_header``,
+    ...), which see it as a ``base.Window``, and wires them to the owner thread's signals."""
 
     def __init__(self, settings: Settings, parent: QWidget | None = None, reload_settings: Any = None):
         super().__init__(parent)
@@ -85,8 +84,10 @@ class MainWindow(QMainWindow):
         self.progress = SessionProgress(self)
 
         self.owner = LibraryOwner(settings, self)
+        self.duplicates = DuplicatesFinder(self.owner, self.filtered, self)
         self._connect_owner()
         self._init_panes()
+        self.duplicates.found.connect(lambda *_: self.header.update_counts())
         self._init_status_bar()
         self._init_tab_order()
         actions.build(self)
@@ -208,6 +209,8 @@ class MainWindow(QMainWindow):
         self.taskbar.show(0, 0)
         self.owner = LibraryOwner(settings, self)
         self.header.meaning.owner = self.owner
+        self.duplicates.owner = self.owner
+        self.duplicates.show_session(None)
         self._show_session(None)
         self.library_status.opening()
         self._connect_owner()
@@ -283,6 +286,7 @@ class MainWindow(QMainWindow):
         if session_id == self.current_session:
             return
         self.current_session = session_id
+        self.duplicates.show_session(session_id)
         self.header.session_changed()
         self.documents.load(session_id, [])
         self.details.clear()
@@ -309,6 +313,7 @@ class MainWindow(QMainWindow):
         self.progress.update()
         if self.current_session == session_id:
             self.current_session = None
+            self.duplicates.show_session(None)
             self.documents.load(None, [])
             self.details.clear()
             if self.sessions.rowCount():
@@ -364,6 +369,7 @@ class MainWindow(QMainWindow):
         if self.details.doc_id in ids:
             self._request_details()
         self.header.documents_changed()
+        self.duplicates.documents_changed()
 
     def _show_document(self, session_id: int, doc_id: int) -> None:
         """Select a document found by a search (its session first, when another is shown)."""

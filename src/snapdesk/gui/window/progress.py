@@ -3,21 +3,17 @@ when one has no work left (in the status bar, and in the tray when the window is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from ...config import APP_NAME
 from ..rows import SessionRow
-
-if TYPE_CHECKING:
-    from .mainwindow import MainWindow
+from .base import Window
 
 
 class SessionProgress:
     """Follows the sessions' rows as they change; says when a running one ends."""
 
-    def __init__(self, window: MainWindow):
+    def __init__(self, window: Window):
         self._window = window
         self._status: dict[int, str] = {}
         self._tray: QSystemTrayIcon | None = None

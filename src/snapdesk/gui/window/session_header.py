@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import html
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
@@ -19,11 +18,10 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBox
 from .. import operations
 from ..filter_bar import FilterBar
 from ..meaning_view import MeaningControls
+from ..models import DUPLICATES
 from ..rows import SessionRow
 from ..skipped_view import SkippedLine
-
-if TYPE_CHECKING:
-    from .mainwindow import MainWindow
+from .base import Window
 
 #: What the grid says when the filters leave nothing of the session.
 EMPTY_TEXT = {"all": "", "queued": "Nothing is waiting for a worker in this session.",
@@ -40,7 +38,7 @@ class SessionHeader(QWidget):
     #: While a search runs, its counts follow the documents' changes at most this often.
     COUNTS_DELAY_MS = 150
 
-    def __init__(self, window: MainWindow):
+    def __init__(self, window: Window):
         super().__init__()
         self._window = window
         layout = QVBoxLayout(self)
@@ -65,7 +63,7 @@ class SessionHeader(QWidget):
         self.search.setAccessibleName("Search names and text")
         self.search.installEventFilter(self)  # Escape clears it and goes back to the grid
         self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(220)
+        self.search.setMinimumWidth(120)  # the header fits beside the details on a 1366 px screen
         self.search.setMaximumWidth(300)
         self.search.textChanged.connect(self._search_changed)
         self._search_timer = QTimer(self)
@@ -139,11 +137,14 @@ class SessionHeader(QWidget):
         row = self._row()
         if row is None:
             return
-        if self._window.filtered.searching:
-            self.filter_bar.set_counts(self._window.filtered.counts(), self.search.text().strip())
+        filtered = self._window.filtered
+        if filtered.searching:
+            self.filter_bar.set_counts({**filtered.counts(), DUPLICATES: filtered.duplicate_count()},
+                                       self.search.text().strip())
         else:
             self.filter_bar.set_counts({"all": row.total, "queued": row.queued, "running": row.running,
-                                        "failed": row.failed, "done": row.complete})
+                                        "failed": row.failed, "done": row.complete,
+                                        DUPLICATES: filtered.duplicate_count()})
 
     def update_empty_text(self) -> None:
         """What the grid says when the filters leave nothing: why, rather than a blank."""

@@ -14,7 +14,7 @@ QLabel#sessionInfo { color: palette(mid); }
 QLabel#emptyTitle { font-size: 17pt; font-weight: 600; }
 QLabel#preview { background: palette(alternate-base); border-radius: 8px; }
 QFrame#jobCard { border: 1px solid palette(midlight); border-radius: 8px; background: palette(base); }
-QToolButton[filter="true"] { padding: 4px 10px; border: 1px solid palette(midlight); border-radius: 12px; }
+QToolButton[filter="true"] { padding: 4px 8px; border: 1px solid palette(midlight); border-radius: 12px; }
 QToolButton[filter="true"]:checked { background: palette(highlight); color: palette(highlighted-text);
                                       border-color: palette(highlight); }
 QListView#sessions { border: none; background: palette(window); }
