@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QToolButton,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -390,7 +391,8 @@ class DetailsPanel(QScrollArea):
         buttons = QHBoxLayout()
         for text, signal in (("Open", self.openFile), ("Show in Folder", self.showInFolder),
                              ("Copy Path", self.copyPath)):
-            b = QPushButton(text)
+            b = QToolButton()  # a tool button is as wide as its text: the row fits a narrow panel
+            b.setText(text)
             b.clicked.connect(lambda _=False, s=signal: self.details and s.emit(self.details["path"]))
             buttons.addWidget(b)
         buttons.addStretch(1)
