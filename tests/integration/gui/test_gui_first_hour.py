@@ -8,7 +8,7 @@ from helpers import jpeg_bytes, write_photos
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAccessible
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QListView, QPushButton
+from PySide6.QtWidgets import QAbstractButton, QApplication, QFileDialog, QLabel, QListView
 
 from snapdesk.gui.delegates import DocumentDelegate, SessionDelegate
 from snapdesk.gui.details import DetailsPanel
@@ -316,7 +316,7 @@ def test_every_action_is_reachable_from_the_keyboard(window, tmp_path, qtbot):
     expected = [window.header.filter_buttons["all"], window.header.search, window.grid]
     header = window.header
     assert [w for w in seen if w in [*header.filter_buttons.values(), header.search, window.grid]] == expected
-    texts = [w.text() for w in seen if isinstance(w, QPushButton)]
+    texts = [w.text() for w in seen if isinstance(w, QAbstractButton)]
     assert {"Open", "Show in Folder", "Copy Path"} <= set(texts)
     window.header.filter_buttons["all"].setFocus()
     QTest.keyClick(window.header.filter_buttons["all"], Qt.Key.Key_Right)
