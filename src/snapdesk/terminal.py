@@ -71,7 +71,7 @@ def statistics_lines(stats: dict) -> list[str]:
     for queue, q in stats["queues"].items():
         rate = "-" if q["failure_rate"] is None else f"{100 * q['failure_rate']:.0f}"
         lines.append(f"{queue + (' (paused)' if q['paused'] else ''):<10} {q['waiting']:>7} {q['delayed']:>7} "
-                     f"{q['states']['processing']:>7} {q['states']['complete']:>6} {q['states']['failed']:>6} "
+                     f"{q['states']['running']:>7} {q['states']['complete']:>6} {q['states']['failed']:>6} "
                      f"{q['throughput_per_min']:>7} {q['mean_ms'] or '-':>7} {q['p95_ms'] or '-':>7} {rate:>6}")
     held = stats["held_events"]
     if held["set_aside"]["count"] or held["deferred"]["count"]:

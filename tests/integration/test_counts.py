@@ -45,3 +45,39 @@ def test_counts_follow_every_change_to_jobs_and_documents(tmp_path):
             assert library.document_counts(session) == recount(session)
         assert library.document_counts(sessions[1]) == Counter(total=0)
         assert not UploadSession.get_or_none(UploadSession.id == sessions[1].id)
+
+
+def test_a_library_whose_jobs_were_processing_opens_with_them_running(tmp_path):
+    """Migration 0012: "processing" (the word before) becomes "running", and the counts follow."""
+    import importlib.util
+
+    import peewee
+
+    from snapdesk.store import db as store
+
+    settings = load_settings(env={}, data_dir=tmp_path / "data", local_workers="no")
+    with Library(settings) as library:
+        write_photos(tmp_path / "in", 3)
+        session, _ = library.submit([tmp_path / "in"])
+        session_id = session.id
+    # The library as an earlier version left it: 0012 not applied, 0008's triggers, jobs "processing".
+    spec = importlib.util.spec_from_file_location("m0008", store.MIGRATIONS_DIR / "0008_indexes_for_counts.py")
+    m0008 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m0008)
+    old = peewee.SqliteDatabase(str(tmp_path / "data" / "library.db"))
+    old.execute_sql("DELETE FROM schema_migration WHERE name LIKE '0012%'")
+    doc = "NEW.document_id"
+    old.execute_sql("DROP TRIGGER job_state_changed")
+    old.execute_sql("CREATE TRIGGER job_state_changed AFTER UPDATE OF state ON job WHEN OLD.state IS NOT NEW.state "
+                    f"BEGIN UPDATE document SET status = {m0008.STATUS_OF.format(doc=doc)} WHERE id = {doc}; END")
+    old.execute_sql("UPDATE job SET state = 'processing' WHERE type = 'thumbnail'")
+    assert old.execute_sql("SELECT COUNT(*) FROM document WHERE status = 'running'").fetchone()[0] == 3
+    old.close()
+
+    with Library(settings) as library:
+        states = Counter(state for (state,) in Job.select(Job.state).where(Job.type == "thumbnail").tuples())
+        assert states == {"running": 3}
+        counts = library.document_counts(store.UploadSession.get_by_id(session_id))
+        assert counts["running"] == 3 and counts == recount(session_id)
+        Job.update(state="complete").where(Job.type == "thumbnail").execute()  # the new triggers read "running"
+        assert library.document_counts(store.UploadSession.get_by_id(session_id)) == recount(session_id)

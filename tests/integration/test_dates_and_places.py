@@ -10,7 +10,6 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from snapdesk.gui.rows import document_rows

@@ -133,7 +133,7 @@ def _log_length(settings, owner: str) -> int:
         return conn.execute("SELECT COUNT(*) FROM event WHERE owner = ?", (owner,)).fetchone()[0]
 
 
-def _unfinished(settings, session_ids, states=("pending", "queued", "processing")) -> int:
+def _unfinished(settings, session_ids, states=("pending", "queued", "running")) -> int:
     """Read beside the owner (plain SQLite, the library's WAL allows it): jobs of these sessions not ended."""
     with sqlite3.connect(f"file:{settings.data_dir / 'library.db'}?mode=ro", uri=True, timeout=30) as conn:
         return conn.execute(f"SELECT COUNT(*) FROM job WHERE session_id IN ({','.join('?' * len(session_ids))}) "

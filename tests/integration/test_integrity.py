@@ -170,7 +170,7 @@ def test_bad_events_are_set_aside_with_their_reason_and_the_good_ones_behind_the
     later = library.clock() + 10 * library.settings.lease_seconds
     library.clock = lambda: later
     library.housekeeping()
-    assert store.Job.get_by_id(c.id).state == "processing" and store.Job.get_by_id(c.id).attempt == 1
+    assert store.Job.get_by_id(c.id).state == "running" and store.Job.get_by_id(c.id).attempt == 1
     blocker.unlink()
     library.housekeeping()
     c = store.Job.get_by_id(c.id)
@@ -322,7 +322,7 @@ def test_a_lease_runs_on_the_owners_clock_whatever_the_workers_says(library, tmp
     assert store.Job.get_by_id(job.id).lease_expires_at > library.clock() + library.settings.lease_seconds - 5
     library.housekeeping()
     job = store.Job.get_by_id(job.id)
-    assert job.state == "processing" and job.attempt == 1
+    assert job.state == "running" and job.attempt == 1
 
 
 def test_a_worker_whose_clock_is_a_minute_behind_keeps_its_leases(settings, start_worker, tmp_path):
@@ -385,7 +385,7 @@ def test_the_lost_task_check_does_not_requeue_a_task_a_worker_just_took(library,
     library.caught_up = True
     assert library.check_lost_tasks(grace=0) == 0
     job = store.Job.get_by_id(job.id)
-    assert job.state == "processing" and job.attempt == 1
+    assert job.state == "running" and job.attempt == 1
     assert _queued_payloads(library.transport) == []
 
 
@@ -400,7 +400,7 @@ def test_a_slow_worker_never_runs_an_attempt_beside_the_owners_replacement(setti
         faults = {"thumbnail": {"match": "flaky", "sleep": 4, "fail_attempts": 1}}
         slow = start_worker("--concurrency", "1", faults=faults, SNAPDESK_LEASE_RENEW_SECONDS="60")
         session, _ = library.submit([photo])
-        wait_for(lambda: library.pump() or _job(library, photo).state == "processing", timeout=30,
+        wait_for(lambda: library.pump() or _job(library, photo).state == "running", timeout=30,
                  message="the slow worker to start the job")
         other = start_worker("--concurrency", "1", faults=faults)
         assert library.wait(session, timeout=90)

@@ -48,7 +48,7 @@ def test_started_and_progress_show_the_job_running_at_its_furthest_progress(libr
     say(transport, payload, T.PROGRESS, progress=40)  # progress reports may cross: the furthest stands
     assert library.pump() == 3
     job = _job(payload)
-    assert (job.state, job.progress, job.worker) == ("processing", 60, "test-host:4242")
+    assert (job.state, job.progress, job.worker) == ("running", 60, "test-host:4242")
     assert job.started_at == clock()
     assert library.report(session)["documents"][0]["status"] == "running"
 
@@ -144,7 +144,7 @@ def test_an_event_not_sealed_with_the_library_key_is_set_aside_and_the_next_appl
     assert held["set_aside"]["count"] == 1
     assert held["latest"][0]["reason"] == ("it was not sealed with this library's key (not sent by a worker "
                                            "holding the secret)")
-    assert _job(payload).state == "processing"
+    assert _job(payload).state == "running"
     assert transport.read_events(library.owner) == []  # the log moved on past both
 
 

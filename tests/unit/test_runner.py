@@ -114,7 +114,7 @@ def test_a_job_cancelled_while_it_runs_stops_at_its_checkpoint(library, transpor
         if ev.open_sealed(transport.library_key(owner), owner, raw.data).type == ev.EventType.STARTED:
             library.pump()
             assert library.cancel([job_id]) == [job_id]
-            assert Job.get_by_id(job_id).state == "processing"  # it ends when the worker says so
+            assert Job.get_by_id(job_id).state == "running"  # it ends when the worker says so
 
     transport.observers.append(cancel_once_started)
     transport.run_next()

@@ -52,6 +52,21 @@ class EventType(str, Enum):
         return self.value
 
 
+class OwnerEvent(str, Enum):
+    """What the owner itself writes in a job's timeline (``job_event``), beside the workers' events."""
+
+    LEASE_EXPIRED = "lease:expired"  # the worker running it stopped responding: the job runs again
+    TASK_LOST = "task:lost"  # its task was gone from the queue before it ran: queued again
+    RETRY = "retry"  # a person asked for another attempt
+    REPROCESS = "reprocess"  # a person asked for the document to be processed again
+    CANCEL = "cancel"
+    DISCARD = "discard"
+    SKIPPED = "skipped"  # it will not run: what it comes after ended without a result, or left nothing
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class ErrorKind(str, Enum):
     RETRYABLE = "retryable"
     PERMANENT = "permanent"

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 import peewee
 
 from ..config import Settings
-from ..store.db import (CANCELLED, COMPLETE, DEFERRED, FAILED, JOB_STATES, PENDING, PROCESSING, QUEUED, SET_ASIDE,
+from ..store.db import (CANCELLED, COMPLETE, DEFERRED, DocStatus, FAILED, JOB_STATES, PENDING, RUNNING, QUEUED, SET_ASIDE,
                         TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, LiveClip, Meta,
                         SkippedFile, UploadSession, db, open_db, tuples)
 from . import events as ev
@@ -398,7 +398,7 @@ class Library:
             Job.update(state=COMPLETE, progress=100, finished_at=now, queued_at=now, started_at=now, duration_ms=0,
                        result={"skipped": True, "reason": f"no text was found in the document by {earlier.type}"}
                        ).where(Job.id == job.id).execute()
-            JobEvent.create(job=job, type="skipped", attempt=job.attempt, at=now, error="no text found")
+            JobEvent.create(job=job, type=ev.OwnerEvent.SKIPPED, attempt=job.attempt, at=now, error="no text found")
             return False, {}
         return True, {"text": text[:SUMMARY_TEXT_LIMIT]}
 
@@ -407,7 +407,7 @@ class Library:
         now = self.clock()
         Job.update(state=CANCELLED, finished_at=now, error=reason, error_kind="permanent").where(
             Job.id == job.id, Job.state == PENDING).execute()
-        JobEvent.create(job=job, type="skipped", attempt=job.attempt, at=now, error=reason)
+        JobEvent.create(job=job, type=ev.OwnerEvent.SKIPPED, attempt=job.attempt, at=now, error=reason)
 
     def _settle_dependents(self, document_id: int, job_type: str, state: str) -> None:
         """A job ended without a result: the jobs waiting for it end too, saying why."""
@@ -560,7 +560,7 @@ class Library:
         return applied
 
     # -- leases ------------------------------------------------------------------------
-    def _replace_attempt(self, job: Job, event_type: str, message: str, now: float, counts: bool = True) -> None:
+    def _replace_attempt(self, job: Job, event_type: ev.OwnerEvent, message: str, now: float, counts: bool = True) -> None:
         """The job's current attempt is given up on (its worker went silent, its task was lost): a
         new attempt takes its place, or the job fails when it has had all its attempts. Copies of
         the old attempt still queued anywhere are dropped by the worker that takes them, and one
@@ -585,9 +585,9 @@ class Library:
             return 0
         now = self.clock()
         deferred = HeldEvent.select(HeldEvent.job_id).where(HeldEvent.kind == DEFERRED, HeldEvent.job_id.is_null(False))
-        lost = list(Job.select().where(Job.state == PROCESSING, Job.lease_expires_at < now, Job.id.not_in(deferred)))
+        lost = list(Job.select().where(Job.state == RUNNING, Job.lease_expires_at < now, Job.id.not_in(deferred)))
         for job in lost:
-            self._replace_attempt(job, "lease:expired", f"the worker running it ({job.worker}) stopped responding", now)
+            self._replace_attempt(job, ev.OwnerEvent.LEASE_EXPIRED, f"the worker running it ({job.worker}) stopped responding", now)
         if lost:
             self.dispatch()
         return len(lost)
@@ -609,7 +609,7 @@ class Library:
         lost = list(Job.select().where(Job.state == QUEUED, Job.type.in_(empty),
                                        peewee.fn.MAX(Job.queued_at, peewee.fn.COALESCE(Job.not_before, 0)) < now - grace))
         for job in lost:
-            self._replace_attempt(job, "task:lost", "its task was lost before it ran; queued again", now, counts=False)
+            self._replace_attempt(job, ev.OwnerEvent.TASK_LOST, "its task was lost before it ran; queued again", now, counts=False)
         if lost:
             self.dispatch()
         return len(lost)
@@ -639,7 +639,7 @@ class Library:
                     if held_back is not None:
                         held_back.append(job.id)
                     continue
-                self._run_again(job, "retry")
+                self._run_again(job, ev.OwnerEvent.RETRY)
                 retried.append(job)
                 retried += self._rerun_dependents(job)
         self.transport.uncancel_jobs(self.owner, [job.id for job in retried])
@@ -665,7 +665,7 @@ class Library:
             Document.id == doc.id).execute()
         return True
 
-    def _run_again(self, job: Job, why: str) -> None:
+    def _run_again(self, job: Job, why: ev.OwnerEvent) -> None:
         """Back to pending as a new attempt, with a fresh set of attempts, ahead of batch work."""
         attempt = job.attempt + 1
         Job.update(state=PENDING, attempt=attempt, max_attempts=attempt + self.settings.retry_attempts - 1,
@@ -679,7 +679,7 @@ class Library:
         jobs = list(Job.select().where(Job.document.in_(list(document_ids)), Job.state.in_(TERMINAL)))
         with db.atomic():
             for job in jobs:
-                self._run_again(job, "reprocess")
+                self._run_again(job, ev.OwnerEvent.REPROCESS)
         self.transport.uncancel_jobs(self.owner, [job.id for job in jobs])
         self.dispatch()
         self.ensure_workers()
@@ -692,7 +692,7 @@ class Library:
             later = Job.get_or_none(Job.document == job.document_id, Job.type == dependent.name)
             if later is None or later.state in UNFINISHED:
                 continue
-            self._run_again(later, "retry")
+            self._run_again(later, ev.OwnerEvent.RETRY)
             again.append(later)
         return again
 
@@ -712,12 +712,12 @@ class Library:
         now = self.clock()
         with db.atomic():
             for job in jobs:
-                if job.state != PROCESSING:
+                if job.state != RUNNING:
                     Job.update(state=CANCELLED, finished_at=now, lease_expires_at=None).where(
                         Job.id == job.id, Job.state.in_((PENDING, QUEUED))).execute()
                     job.state = CANCELLED
                     self._settle_dependents(job.document_id, job.type, CANCELLED)
-                JobEvent.create(job=job, type="cancel", attempt=job.attempt, at=now)
+                JobEvent.create(job=job, type=ev.OwnerEvent.CANCEL, attempt=job.attempt, at=now)
         return [job.id for job in jobs]
 
     def discard(self, job_ids: Iterable[int] = (), failed: bool = False, session_id: int | None = None) -> list[int]:
@@ -733,7 +733,7 @@ class Library:
         with db.atomic():
             Job.update(state=CANCELLED).where(Job.id.in_(ids)).execute()
             for job_id in ids:
-                JobEvent.create(job=job_id, type="discard", attempt=0, at=now)
+                JobEvent.create(job=job_id, type=ev.OwnerEvent.DISCARD, attempt=0, at=now)
         return ids
 
     def remove_session(self, session_id: int) -> bool:
@@ -829,8 +829,7 @@ class Library:
             counts = self.document_counts(session)
             out.append({"id": session.id, "name": session.name, "created_at": _iso(session.created_at),
                         "status": session_status(counts, session.scanning),
-                        "documents": {"total": counts["total"], **{s: counts.get(s, 0) for s in
-                                      ("queued", "running", "complete", "failed", "cancelled")}}})
+                        "documents": {"total": counts["total"], **{s.value: counts.get(s, 0) for s in DocStatus}}})
         return out
 
     def session(self, session_id: int) -> UploadSession | None:
@@ -981,8 +980,7 @@ class Library:
                         "scanning": session.scanning},
             "counts": {
                 "documents": {"total": doc_counts["total"],
-                              **{s: doc_counts.get(s, 0) for s in ("queued", "running", "complete", "failed",
-                                                                    "cancelled")}},
+                              **{s.value: doc_counts.get(s, 0) for s in DocStatus}},
                 "jobs": {state: job_counts.get(state, 0) for state in JOB_STATES},
                 "skipped": session.skipped,
             },
@@ -1009,25 +1007,27 @@ def job_report(job: Job) -> dict[str, Any]:
     }
 
 
-def document_status(states: list[str]) -> str:
-    """One word for a document from its jobs' states."""
+def document_status(states: list[str]) -> DocStatus:
+    """One word for a document from its jobs' states (the DB's triggers say the same: migrations/0012)."""
     if not states:
-        return "complete"
+        return DocStatus.COMPLETE
     if FAILED in states:
-        return "failed"
-    if PROCESSING in states:
-        return "running"
+        return DocStatus.FAILED
+    if RUNNING in states:
+        return DocStatus.RUNNING
     if PENDING in states or QUEUED in states:
-        return "queued"
-    if all(s == "cancelled" for s in states):
-        return "cancelled"
-    return "complete"
+        return DocStatus.QUEUED
+    if all(s == CANCELLED for s in states):
+        return DocStatus.CANCELLED
+    return DocStatus.COMPLETE
 
 
-def session_status(doc_counts: Counter[str], scanning: bool = False) -> str:
-    if scanning or doc_counts.get("queued") or doc_counts.get("running"):
-        return "running"
-    return "failed" if doc_counts.get("failed") else "complete"
+def session_status(doc_counts: Counter[str], scanning: bool = False) -> DocStatus:
+    """One word for a session: running while it is scanned or any document waits or runs, else
+    failed when any failed, else complete."""
+    if scanning or doc_counts.get(DocStatus.QUEUED) or doc_counts.get(DocStatus.RUNNING):
+        return DocStatus.RUNNING
+    return DocStatus.FAILED if doc_counts.get(DocStatus.FAILED) else DocStatus.COMPLETE
 
 
 def _iso(ts: float | None) -> str | None:

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..processors.errors import JobError
 from ..store.db import CANCELLED, COMPLETE, FAILED, Artifact, Document, Embedding, Job, JobEvent, db
-from .events import JobInputs, Limits
+from .events import JobInputs, Limits, OwnerEvent
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -116,7 +116,7 @@ def _embed_input(library: Library, job: Job, inputs: dict[str, Job]) -> tuple[bo
         Job.update(state=COMPLETE, progress=100, finished_at=now, queued_at=now, started_at=now, duration_ms=0,
                    result={"skipped": True, "reason": "nothing to make a vector from: no description, summary or text"}
                    ).where(Job.id == job.id).execute()
-        JobEvent.create(job=job, type="skipped", attempt=job.attempt, at=now, error="nothing to embed")
+        JobEvent.create(job=job, type=OwnerEvent.SKIPPED, attempt=job.attempt, at=now, error="nothing to embed")
         return False, {}
     return True, {"text": text, "embed_model": library.settings.embed_model}
 

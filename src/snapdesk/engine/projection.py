@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..processors.similarity import Likeness
-from ..store.db import CANCELLED, COMPLETE, FAILED, PENDING, PROCESSING, QUEUED, TERMINAL, db
+from ..store.db import CANCELLED, COMPLETE, FAILED, PENDING, RUNNING, QUEUED, TERMINAL, db
 from . import events as ev
 from .events import EventType
 from . import duplicates, meaning
@@ -45,7 +45,7 @@ COLUMNS = ("state", "attempt", "progress", "started_at", "finished_at", "worker"
            "not_before", "error", "error_kind", "duration_ms", "result")
 
 #: Where a worker's progress counts: the job is on a queue or running.
-LIVE = (QUEUED, PROCESSING)
+LIVE = (QUEUED, RUNNING)
 
 
 class ResultNotStored(Exception):
@@ -62,9 +62,9 @@ def transition(job: dict[str, Any], event: ev.AnyJobEvent, now: float, lease: fl
     worker = event.worker.name
     match event.type:
         case EventType.STARTED:
-            return {"state": PROCESSING, "started_at": now, "worker": worker, "progress": 0, "lease_expires_at": lease}
+            return {"state": RUNNING, "started_at": now, "worker": worker, "progress": 0, "lease_expires_at": lease}
         case EventType.PROGRESS:
-            return {"state": PROCESSING, "worker": worker, "lease_expires_at": lease,
+            return {"state": RUNNING, "worker": worker, "lease_expires_at": lease,
                     "progress": max(job["progress"], event.progress)} if job["state"] in LIVE else None
         case EventType.QUEUED:  # a draining worker put it back on its queue
             return {"state": QUEUED, "progress": 0, "worker": None, "lease_expires_at": None}

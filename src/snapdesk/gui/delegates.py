@@ -33,13 +33,13 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from .models import DUPLICATES, STATUS_TEXT, RowRole, finished_percent
-from .rows import COMPLETE, FAILED_DOC, QUEUED, RUNNING, DocRow, SessionRow
+from .rows import CANCELLED, COMPLETE, FAILED_DOC, QUEUED, RUNNING, DocRow, SessionRow
 
 GREEN = QColor("#2e9d57")
 RED = QColor("#d64541")
 BLUE = QColor("#2d7ff9")
 GREY = QColor("#8a8f98")
-STATUS_COLOR = {COMPLETE: GREEN, FAILED_DOC: RED, RUNNING: BLUE, QUEUED: GREY, "cancelled": GREY}
+STATUS_COLOR = {COMPLETE: GREEN, FAILED_DOC: RED, RUNNING: BLUE, QUEUED: GREY, CANCELLED: GREY}
 
 
 def draw_ring(p: QPainter, rect: QRectF, fraction: float | None, color: QColor, track: QColor,
@@ -206,7 +206,7 @@ class DocumentDelegate(QStyledItemDelegate):
         if row.permanent:
             return "Failed · permanent"
         if row.status == RUNNING:
-            return f"Processing {row.progress}%" if row.progress else "Processing…"
+            return f"Running {row.progress}%" if row.progress else "Running…"
         if row.status == QUEUED and row.jobs_done:
             return f"Queued · {row.jobs_done} of {row.jobs_total} done"
         if row.status == COMPLETE and row.title:

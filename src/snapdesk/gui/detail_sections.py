@@ -17,16 +17,20 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..engine.events import EventType, OwnerEvent
+from ..store.db import JobState
 from .delegates import STATUS_COLOR
 
-JOB_STATE_TEXT = {"pending": "Waiting", "queued": "Queued", "processing": "Processing", "complete": "Done",
-                  "failed": "Failed", "cancelled": "Cancelled"}
+JOB_STATE_TEXT = {JobState.PENDING: "Waiting", JobState.QUEUED: "Queued", JobState.RUNNING: "Running",
+                  JobState.COMPLETE: "Done", JobState.FAILED: "Failed", JobState.CANCELLED: "Cancelled"}
 JOB_NAMES = {"thumbnail": "Thumbnails", "ocr": "Text (OCR)", "summary": "Summary", "describe": "Description",
              "embed": "Vector (search by meaning)"}
-EVENT_TEXT = {"job:queued": "queued", "job:started": "started", "job:retrying": "will retry",
-              "job:complete": "done", "job:failed": "failed", "job:cancelled": "cancelled",
-              "lease:expired": "worker lost", "retry": "retry asked", "cancel": "cancel asked",
-              "discard": "discarded", "skipped": "skipped"}
+#: A timeline's entries as they read: the workers' events and the owner's own.
+EVENT_TEXT = {EventType.QUEUED: "queued", EventType.STARTED: "started", EventType.RETRYING: "will retry",
+              EventType.COMPLETE: "done", EventType.FAILED: "failed", EventType.CANCELLED: "cancelled",
+              OwnerEvent.LEASE_EXPIRED: "worker lost", OwnerEvent.TASK_LOST: "task lost, queued again",
+              OwnerEvent.RETRY: "retry asked", OwnerEvent.REPROCESS: "reprocess asked",
+              OwnerEvent.CANCEL: "cancel asked", OwnerEvent.DISCARD: "discarded", OwnerEvent.SKIPPED: "skipped"}
 
 
 def _time(ts: float | None) -> str:
@@ -51,12 +55,12 @@ class JobCard(QFrame):
         layout.setContentsMargins(10, 8, 10, 8)
         layout.setSpacing(4)
         head = QHBoxLayout()
-        color = STATUS_COLOR.get({"processing": "running", "pending": "queued"}.get(job["state"], job["state"]))
+        color = STATUS_COLOR.get({"pending": "queued"}.get(job["state"], job["state"]))
         title = QLabel(f"<b>{html.escape(JOB_NAMES.get(job['type'], job['type'].capitalize()))}</b> "
                        f"<span style='color:{color.name() if color else '#888'}'>"
                        f"{JOB_STATE_TEXT.get(job['state'], job['state'])}</span>")
         head.addWidget(title, 1)
-        ended = job["state"] in ("failed", "cancelled")
+        ended = job["state"] in (JobState.FAILED, JobState.CANCELLED)
         # A permanent failure gets no Retry (it would fail the same way), unless its file changed since.
         cures = job.get("retry_cures", ended and job.get("error_kind") != "permanent")
         self.permanent = ended and job.get("error_kind") == "permanent" and not cures
@@ -82,7 +86,7 @@ class JobCard(QFrame):
             facts.append(f"on {job['worker']}")
         if job.get("reused"):
             facts.append("result reused")
-        if job["state"] == "processing" and job.get("progress"):
+        if job["state"] == JobState.RUNNING and job.get("progress"):
             facts.append(f"{job['progress']}%")
         info = QLabel(" · ".join(facts))
         info.setObjectName("muted")

@@ -136,7 +136,7 @@ class JobsDialog(QDialog):
         rows = []
         for name, q in stats["queues"].items():
             states = q["states"]
-            rows.append([name, q.get("waiting", 0), q.get("delayed", 0), states.get("processing", 0),
+            rows.append([name, q.get("waiting", 0), q.get("delayed", 0), states.get("running", 0),
                          states.get("complete", 0), states.get("failed", 0), q.get("throughput_per_min"),
                          _ms(q.get("mean_ms")), _ms(q.get("p95_ms")),
                          "–" if q.get("failure_rate") is None else f"{100 * q['failure_rate']:.0f} %",

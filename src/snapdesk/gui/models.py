@@ -21,15 +21,15 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from .rows import COMPLETE, FAILED_DOC, QUEUED, RUNNING, DocRow, SessionRow
+from .rows import CANCELLED, COMPLETE, FAILED_DOC, QUEUED, RUNNING, DocRow, SessionRow
 
 IdRole = Qt.ItemDataRole.UserRole + 1
 RowRole = Qt.ItemDataRole.UserRole + 2
 StatusRole = Qt.ItemDataRole.UserRole + 3
 ProgressRole = Qt.ItemDataRole.UserRole + 4
 
-STATUS_TEXT = {QUEUED: "Queued", RUNNING: "Processing", COMPLETE: "Done", FAILED_DOC: "Failed",
-               "cancelled": "Cancelled"}
+STATUS_TEXT = {QUEUED: "Queued", RUNNING: "Running", COMPLETE: "Done", FAILED_DOC: "Failed",
+               CANCELLED: "Cancelled"}
 
 #: Filters of the document grid: name -> statuses shown. "running" is what a worker has in hand
 #: now; what waits for a worker is "queued".
@@ -67,7 +67,7 @@ def document_spoken(row: DocRow) -> str:
         if row.title:
             parts.append(row.title)
     elif row.status == RUNNING:
-        parts.append(f"processing, {row.progress}%" if row.progress else "processing")
+        parts.append(f"running, {row.progress}%" if row.progress else "running")
     elif row.status == QUEUED:
         parts.append("queued" + (f", {row.jobs_done} of {row.jobs_total} jobs done" if row.jobs_done else ""))
     elif row.status == FAILED_DOC:

@@ -23,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from ..config import Settings
+from ..engine import events as ev
 from ..engine.importer import found_batches
 from ..engine.library import Library
 from ..engine.retrying import TRANSIENT_ERRORS
@@ -273,7 +274,7 @@ class LibraryOwner(QObject):
         try:
             started = lib.clock()
             lib.housekeeping()
-            given_up = JobEvent.select(JobEvent.job).where(JobEvent.type.in_(("lease:expired", "task:lost")),
+            given_up = JobEvent.select(JobEvent.job).where(JobEvent.type.in_((ev.OwnerEvent.LEASE_EXPIRED, ev.OwnerEvent.TASK_LOST)),
                                                            JobEvent.at >= started)
             lib.touch_jobs([job_id for (job_id,) in given_up.tuples()])
             status["workers"] = lib.transport.workers()

@@ -23,7 +23,8 @@ from ..engine.library import document_status, job_report, live_clip_report
 from ..store.db import COMPLETE as JOB_COMPLETE
 from ..store.db import (
     FAILED,
-    PROCESSING,
+    DocStatus,
+    JobState,
     TERMINAL,
     UNFINISHED,
     Document,
@@ -37,7 +38,8 @@ from ..store.db import (
 )
 
 #: Document statuses, as ``document_status`` names them.
-QUEUED, RUNNING, COMPLETE, FAILED_DOC, CANCELLED = "queued", "running", "complete", "failed", "cancelled"
+QUEUED, RUNNING, COMPLETE, FAILED_DOC, CANCELLED = (DocStatus.QUEUED, DocStatus.RUNNING, DocStatus.COMPLETE,
+                                                  DocStatus.FAILED, DocStatus.CANCELLED)
 
 _CHUNK = 500  # SQLite allows at most 999 variables in one query
 
@@ -65,7 +67,7 @@ class DocRow:
     failed_job_ids: tuple[int, ...] = ()
     jobs_done: int = 0
     jobs_total: int = 0
-    #: Jobs not finished yet (pending, queued or processing): what Cancel stops.
+    #: Jobs not finished yet (pending, queued or running): what Cancel stops.
     unfinished_job_ids: tuple[int, ...] = ()
     #: The failed jobs a Retry may cure: not those that failed for good (``error_kind`` "permanent"),
     #: unless the file changed after they failed. What the tile's Retry and Ctrl+R queue again.
@@ -148,7 +150,7 @@ def retry_cures(state: str, error_kind: str | None, doc: dict) -> bool:
     """Whether a Retry of a job in this state may end otherwise: a failed or cancelled job, unless it
     ended for good (a permanent error, or skipped because its input failed) and its document's file
     (``doc``: path, size, mtime, sha256) has not changed since it was added."""
-    if state not in (FAILED, "cancelled"):
+    if state not in (FAILED, JobState.CANCELLED):
         return False
     if error_kind != "permanent":
         return True
@@ -161,7 +163,7 @@ def _doc_row(doc: dict, jobs: list[dict]) -> DocRow:
     progress = None
     if status == RUNNING or (status == QUEUED and len(jobs) > 1):
         # The share of the document's work done: finished jobs count whole, a running one by its progress.
-        done = sum(100 if j["state"] in TERMINAL else j["progress"] if j["state"] == PROCESSING else 0 for j in jobs)
+        done = sum(100 if j["state"] in TERMINAL else j["progress"] if j["state"] == RUNNING else 0 for j in jobs)
         progress = int(done / len(jobs)) or None
     blurhash, thumbs, title, error, failed, curable = None, {}, None, None, [], []
     duration = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, TypeVar, overload
 
@@ -18,12 +19,45 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 db = peewee.DatabaseProxy()
 
-# Job states. A job is "pending" in the DB until the owner hands it to a queue.
-PENDING, QUEUED, PROCESSING, COMPLETE, FAILED, CANCELLED = (
-    "pending", "queued", "processing", "complete", "failed", "cancelled")
+class _Word(str, Enum):
+    """A word of the library's vocabulary: stored, printed and compared as its plain string."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class JobState(_Word):
+    """A job's state, one word each, the same in the DB, the session JSON and the window: "pending"
+    until the owner hands it to a queue, "queued", "running" once a worker took it, then
+    "complete", "failed" or "cancelled"."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class DocStatus(_Word):
+    """A document's status, one word from its jobs' states (``document.status``, kept by triggers;
+    ``engine.library.document_status`` in Python): any failed, else any running, else any waiting
+    (pending or queued: "queued"), else all cancelled, else complete."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+PENDING, QUEUED, RUNNING, COMPLETE, FAILED, CANCELLED = JobState
 TERMINAL = (COMPLETE, FAILED, CANCELLED)
-UNFINISHED = (PENDING, QUEUED, PROCESSING)
-JOB_STATES = (PENDING, QUEUED, PROCESSING, COMPLETE, FAILED, CANCELLED)
+UNFINISHED = (PENDING, QUEUED, RUNNING)
+JOB_STATES = tuple(JobState)
 
 
 class JSONField(peewee.TextField):

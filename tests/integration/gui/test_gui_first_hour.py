@@ -131,7 +131,7 @@ def test_the_filters_count_queued_apart_from_running_and_follow_the_search(windo
     beaches = [r.id for r in rows(window) if r.name.startswith("beach")][:2]
 
     def start_two(lib):
-        Job.update(state="processing", worker="test:1").where(Job.document.in_(beaches)).execute()
+        Job.update(state="running", worker="test:1").where(Job.document.in_(beaches)).execute()
         lib.touch_jobs([j.id for j in Job.select(Job.id).where(Job.document.in_(beaches))])
     on_owner(window, qtbot, start_two)
     qtbot.waitUntil(lambda: labels(window)["running"] == "Running  2", timeout=WAIT)
@@ -259,7 +259,7 @@ def test_tiles_and_session_rings_have_accessible_names(qtbot):
     view.show()
     grid = QAccessible.queryAccessibleInterface(view)
     said = [grid.child(i).text(QAccessible.Text.Name) for i in range(grid.childCount())]
-    assert said == ["IMG_4100.jpg, done, 4000 by 3000", "IMG_4101.jpg, processing, 40%",
+    assert said == ["IMG_4100.jpg, done, 4000 by 3000", "IMG_4101.jpg, running, 40%",
                     "notes.jpg, failed for good, no retry will cure it"]
     assert "not an image" in grid.child(2).text(QAccessible.Text.Description)
 

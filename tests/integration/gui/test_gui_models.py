@@ -152,10 +152,10 @@ def test_a_documents_progress_counts_all_its_jobs():
 
     document = {"id": 1, "session": 1, "path": "/scans/invoice.png", "size": 10, "width": 800, "height": 600}
     thumb = job(1, "thumbnail", "complete", 100, blurhash="LEHV6nWB2yk8pyo0adR*.7kCMdnj", sm="/a/sm.webp")
-    row = _doc_row(document, [thumb, job(2, "ocr", "processing", 50), job(3, "summary", "pending")])
+    row = _doc_row(document, [thumb, job(2, "ocr", "running", 50), job(3, "summary", "pending")])
     assert (row.status, row.progress, row.thumbs, row.unfinished_job_ids) == ("running", 50, {"sm": "/a/sm.webp"},
                                                                               (2, 3))
-    assert DocumentDelegate.status_text(row) == "Processing 50%"
+    assert DocumentDelegate.status_text(row) == "Running 50%"
     row = _doc_row(document, [thumb, job(2, "ocr", "queued"), job(3, "summary", "pending")])
     assert (row.status, row.progress) == ("queued", 33)
     assert DocumentDelegate.status_text(row) == "Queued · 1 of 3 done"

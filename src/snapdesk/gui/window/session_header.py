@@ -112,7 +112,7 @@ class SessionHeader(QWidget):
         when = datetime.datetime.fromtimestamp(row.created_at).strftime("%d %b %Y, %H:%M")
         self.session_title.setText(row.name)
         state = "scanning for files" if row.scanning else {
-            "running": "processing", "complete": "done", "failed": "done, with failures"}[row.status]
+            "running": "running", "complete": "done", "failed": "done, with failures"}[row.status]
         self.session_info.setText(f"{row.total} document{'s' if row.total != 1 else ''} · added {when} · {state}")
         self.update_counts()
         # Only failures a retry may cure: a permanent one would fail the same way again.
