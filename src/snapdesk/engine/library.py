@@ -12,6 +12,12 @@ changes nothing. An event that is forged, malformed or does not match its job is
 and applied again later. Time is the owner's: leases run on its clock, from when it applied an
 event, and are judged only once it has applied everything that was waiting. The GUI and the CLI
 are both just owners of a Library.
+
+Why one file of about a thousand lines: ``Library`` is the one writer, and every change it makes to
+a job (import, dispatch, leases, a person's actions, upkeep) is here, section by section, so that
+"who can change this job, and how" has one answer to read. What does not write lives elsewhere:
+what an event does (``projection.py``), the numbers (``stats.py``), search by meaning
+(``meaning.py``), duplicates (``duplicates.py``), the queues (``transport/``).
 """
 
 from __future__ import annotations
