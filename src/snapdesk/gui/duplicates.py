@@ -1,7 +1,7 @@
 """The Duplicates filter's documents: asked of the owner for the session shown, again as it changes.
 
 The groups come from ``Library.duplicates`` (``engine/duplicates.py``), a read-only query run on
-the owner thread through ``owner.call``; the answer lands on the GUI thread and goes to the grid's
+the owner thread (``operations.duplicates``); the answer lands on the GUI thread and goes to the grid's
 ``DocumentFilterModel.set_duplicates``. While a session's documents change (thumbnails complete,
 each bringing its picture's likeness) it is asked again at most every ``DELAY_MS``, one question
 at a time.
@@ -14,16 +14,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from . import operations
 from .models import DocumentFilterModel
 
 log = logging.getLogger("snapdesk.gui.duplicates")
-
-
-def duplicate_groups(session_id: int):
-    """The owner-thread work: the session's groups of duplicates as document ids, originals first."""
-    def work(library: Any) -> list[list[int]]:
-        return [[p.document_id for p in group.pictures] for group in library.duplicates(session_id)]
-    return work
 
 
 class DuplicatesFinder(QObject):
@@ -65,8 +59,8 @@ class DuplicatesFinder(QObject):
             return
         self._asking, self._again = True, False
         session_id = self.session_id
-        self.owner.call(duplicate_groups(session_id), lambda groups: self._answered(session_id, groups),
-                        self._failed)
+        (operations.duplicates(self.owner, session_id).success(lambda groups: self._answered(session_id, groups))
+         .failure(self._failed).run())
 
     def _answered(self, session_id: int, groups: list[list[int]]) -> None:
         self._asking = False

@@ -242,6 +242,12 @@ def similar(owner: LibraryOwner, doc_id: int, limit: int) -> Op[list[dict[str, A
               expected=(meaning.MeaningError,))
 
 
+def duplicates(owner: LibraryOwner, session_id: int) -> Op[list[list[int]]]:
+    """A session's groups of duplicates as document ids, each group's original first (``Library.duplicates``)."""
+    return Op(owner, lambda lib: [[p.document_id for p in group.pictures] for group in lib.duplicates(session_id)],
+              "find the duplicates")
+
+
 JobStatistics = tuple[dict[str, Any], list[dict[str, Any]], list[str]]
 
 
