@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from snapdesk.gui.rows import document_rows
+from snapdesk.gui.queries import document_rows
 from snapdesk.processors.metadata import read_metadata
 from snapdesk.processors.video import iso6709
 

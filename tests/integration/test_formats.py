@@ -371,7 +371,7 @@ def test_a_camera_roll_completes_through_the_engine(library, start_worker, tmp_p
         assert md.convert("RGB").getpixel((20, 120))[0] > 150  # the poster, past the black start
     # The window's tile says how long the clip is, as a player does.
     from snapdesk.gui.delegates import DocumentDelegate
-    from snapdesk.gui.rows import document_rows
+    from snapdesk.gui.queries import document_rows
 
     tiles = {Path(row.path).name: row for row in document_rows(session_id=session.id)}
     assert DocumentDelegate.duration_text(tiles["IMG_0002.MOV"].duration) == "0:02"

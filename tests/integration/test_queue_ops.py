@@ -149,7 +149,7 @@ def test_retention_trims_old_timelines_and_marks_and_nothing_else(library, start
     old_timeline, recent_timeline = _timeline(old.id), _timeline(recent.id)
     assert ev.EventType.COMPLETE in old_timeline
 
-    trimmed = library.maintenance(now=time.time() + 86400)  # a day on: only the one job is 30 days old
+    trimmed = library.trim_expired(now=time.time() + 86400)  # a day on: only the one job is 30 days old
     assert trimmed["timeline_events"] == len(old_timeline)
     assert _timeline(old.id) == [] and _timeline(recent.id) == recent_timeline
     assert transport.is_cancelled(library.owner, 9001)
@@ -157,7 +157,7 @@ def test_retention_trims_old_timelines_and_marks_and_nothing_else(library, start
     assert all(Path(a.path).exists() for a in store.Artifact.select())
     assert len(transport.read_events(library.owner)) == 1  # events wait to be applied
 
-    library.maintenance(now=time.time() + 31 * 86400)
+    library.trim_expired(now=time.time() + 31 * 86400)
     assert not transport.is_cancelled(library.owner, 9001)
     assert len(transport.read_events(library.owner)) == 1
 
@@ -183,7 +183,7 @@ def test_removing_a_session_removes_its_files_but_not_shared_ones(library, start
 
 def test_the_maintenance_task_runs_on_a_worker(library, start_worker):
     worker = start_worker()
-    library.transport.enqueue_maintenance("thumbnail")
+    library.transport.enqueue_trim("thumbnail")
     wait_for(lambda: "maintenance: trimmed" in worker.log(), timeout=20, message="the maintenance task to run")
 
 
@@ -211,14 +211,14 @@ def test_the_periodic_maintenance_never_waits_in_a_paused_queue(library, setting
     worker.context.paused = frozenset(library.transport.paused_queues())
     due = [object()]  # what the scheduler hands over when the crontab matches
 
-    worker.queue_maintenance(due)
+    worker.queue_trim(due)
     counts = library.transport.queue_counts()
     assert counts["thumbnail"]["waiting"] == 0
     assert counts["ocr"]["waiting"] == 1
 
     library.pause("ocr")
     worker.context.paused = frozenset(library.transport.paused_queues())
-    worker.queue_maintenance(due)
+    worker.queue_trim(due)
     assert library.transport.queue_counts()["ocr"]["waiting"] == 1  # nothing more queued behind a pause
 
 

@@ -277,7 +277,7 @@ def test_a_farm_as_an_acl_user_with_only_snapdesks_keys(acl_server, tmp_path):
         library.pause("thumbnail")
         assert library.paused_queues() == {"thumbnail"}
         library.resume("thumbnail")
-        library.maintenance()
+        library.trim_expired()
         library.statistics()
         assert library.health()["checks"][0]["ok"]
         assert library.transport.acquire_rate("summary", 60) == 0  # JOB_RATE_LLM's window: a Lua script

@@ -1,5 +1,5 @@
 """The fast tier: no process, no redis-server, no Qt. A real Library on a fresh data folder, the
-in-process MemoryTransport (Huey's MemoryHuey queues; ``run_next`` runs the real runner in the
+in-process MemoryTransport (Huey's MemoryHuey queues; ``run_next`` runs a real attempt in the
 test's thread) and a clock the test moves by hand.
 
 Nothing here reads the user's settings file or environment (the root conftest's autouse
@@ -20,7 +20,7 @@ from unit_helpers import Clock, write_png
 
 @pytest.fixture(autouse=True)
 def no_test_hooks(monkeypatch):
-    """The runner's test hooks come only from the test that sets them (see ``faults``)."""
+    """The attempt's test hooks come only from the test that sets them (see ``faults``)."""
     for name in ("SNAPDESK_TEST_FAULTS", "SNAPDESK_TEST_CLOCK_SKEW"):
         monkeypatch.delenv(name, raising=False)
 
@@ -61,7 +61,7 @@ def photo(tmp_path):
 
 @pytest.fixture
 def faults(monkeypatch):
-    """Faults for the runner's own test hook (SNAPDESK_TEST_FAULTS), read when run_next installs the worker."""
+    """Faults for the attempt's own test hook (SNAPDESK_TEST_FAULTS), read when run_next installs the worker."""
     import json
 
     def set_(**rules):

@@ -44,7 +44,7 @@ def test_a_task_that_raises_is_raised_by_run_next_not_swallowed(transport):
 def test_the_periodic_maintenance_runs_in_process_too(transport, clock, settings):
     transport.cancel_jobs("owner-a", [1])
     clock.advance(settings.retention_seconds + 1)
-    transport.enqueue_maintenance("thumbnail")
+    transport.enqueue_trim("thumbnail")
     assert transport.run_next() is True
     assert not transport.is_cancelled("owner-a", 1)
 

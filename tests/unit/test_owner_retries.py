@@ -1,4 +1,4 @@
-"""Where a retry happens: only in the owner. A worker asks (job:retrying, see test_runner.py); the
+"""Where a retry happens: only in the owner. A worker asks (job:retrying, see test_attempt.py); the
 owner also gives up on an attempt whose worker went silent (lease expiry) or whose task vanished
 (lost task), and a person retries a failed job. Each time the owner makes a new attempt and marks
 the old one superseded, so a copy of it still anywhere can only be dropped."""

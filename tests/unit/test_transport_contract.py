@@ -139,9 +139,9 @@ def test_maintenance_trims_marks_past_their_retention_and_stale_workers(transpor
     transport.cancel_jobs(OWNER, [1])
     transport.heartbeat({**WORKER, "queues": ["thumbnail"]})
     now = time.time()
-    assert transport.maintenance(retention_seconds=3600, now=now) == {"cancel_marks": 0, "workers": 0}
+    assert transport.trim_expired(retention_seconds=3600, now=now) == {"cancel_marks": 0, "workers": 0}
     assert transport.is_cancelled(OWNER, 1)
-    trimmed = transport.maintenance(retention_seconds=3600, now=now + STALE_WORKER_SECONDS + 10)
+    trimmed = transport.trim_expired(retention_seconds=3600, now=now + STALE_WORKER_SECONDS + 10)
     assert trimmed == {"cancel_marks": 1, "workers": 1}
     assert not transport.is_cancelled(OWNER, 1)
 

@@ -133,7 +133,7 @@ class JobInputs(TypedDict, total=False):
 
 class JobPayload(_TaskFields, total=False):
     """A task: one attempt of one job of one library (``Library._payload`` builds it, the worker's
-    ``runner.run_job`` reads it). Every key of ``_TaskFields`` is there; those of ``JobInputs`` where
+    ``attempt.run_job`` reads it). Every key of ``_TaskFields`` is there; those of ``JobInputs`` where
     they apply (the same keys, repeated: a TypedDict cannot make ``limits`` required and optional)."""
 
     text: str

@@ -48,7 +48,7 @@ from .projection import SEARCHED_JOB_TYPES, Projection, ResultNotStored, reindex
 from . import stats
 from .local_workers import LocalWorkers, try_lock
 from .retrying import REFUSED_FOR_GOOD, TRANSIENT_ERRORS, Backoff, describe as describe_error, wait_out
-from .runner import PAYLOAD_VERSION
+from .attempt import PAYLOAD_VERSION
 from .transport import EVERY_LANE, PRIORITY_BATCH, PRIORITY_INTERACTIVE, Transport, make_transport
 
 log = logging.getLogger("snapdesk.library")
@@ -776,7 +776,7 @@ class Library:
         return self.transport.paused_queues()
 
     # -- upkeep ------------------------------------------------------------------------
-    def maintenance(self, now: float | None = None) -> dict[str, int]:
+    def trim_expired(self, now: float | None = None) -> dict[str, int]:
         """Trim what is past its retention: finished jobs' timelines here, cancel marks and stale
         workers in the transport. Results and artifacts stay as long as their session does."""
         now = self.clock() if now is None else now
@@ -785,17 +785,17 @@ class Library:
         timeline = JobEvent.delete().where(JobEvent.job.in_(old_jobs)).execute()
         held = HeldEvent.delete().where(HeldEvent.kind == SET_ASIDE, HeldEvent.received_at < cutoff).execute()
         trimmed = {"timeline_events": timeline, "set_aside_events": held,
-                   **self.transport.maintenance(self.settings.retention_seconds, now)}
+                   **self.transport.trim_expired(self.settings.retention_seconds, now)}
         Meta.set_value("maintenance_at", now)
         return trimmed
 
-    def maybe_maintain(self, every: float = 3600) -> dict[str, int] | None:
-        """Run ``maintenance`` when it last ran more than ``every`` seconds ago."""
+    def trim_expired_if_due(self, every: float = 3600) -> dict[str, int] | None:
+        """Run ``trim_expired`` when it last ran more than ``every`` seconds ago."""
         if self.read_only:
             return None
         if self.clock() - float(Meta.get_value("maintenance_at", 0)) < every:
             return None
-        return self.maintenance()
+        return self.trim_expired()
 
     # -- search ------------------------------------------------------------------------
     def duplicates(self, session_id: int | None = None) -> list[DuplicateGroup]:
@@ -901,7 +901,7 @@ class Library:
         self.check_lost_tasks()
         self.dispatch()
         self.ensure_workers()
-        self.maybe_maintain()
+        self.trim_expired_if_due()
 
     #: How long a queue with work may go without a live worker before ``wait`` says so.
     UNSERVED_GRACE = 10.0

@@ -33,7 +33,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from .models import DUPLICATES, STATUS_TEXT, RowRole, finished_percent
-from .rows import CANCELLED, COMPLETE, FAILED_DOC, QUEUED, RUNNING, DocRow, SessionRow
+from .queries import CANCELLED, COMPLETE, FAILED_DOC, QUEUED, RUNNING, DocRow, SessionRow
 
 GREEN = QColor("#2e9d57")
 RED = QColor("#d64541")

@@ -40,7 +40,7 @@ from ..config import Settings, write_settings_file
 from ..engine import meaning
 from ..engine.retrying import TRANSIENT_ERRORS
 from ..store.db import UploadSession
-from . import rows
+from . import queries
 from .owner import LibraryOwner, TrackingLibrary
 
 log = logging.getLogger("snapdesk.gui.operations")
@@ -189,16 +189,16 @@ def add_paths(owner: LibraryOwner, paths: list[str],
 
 # -- reading --------------------------------------------------------------------------------
 
-def load_session(owner: LibraryOwner, session_id: int) -> Op[list[rows.DocRow]]:
+def load_session(owner: LibraryOwner, session_id: int) -> Op[list[queries.DocRow]]:
     """Every document row of a session."""
-    return Op(owner, lambda lib: rows.document_rows(session_id=session_id), "read the session")
+    return Op(owner, lambda lib: queries.document_rows(session_id=session_id), "read the session")
 
 
 def refresh_rows(owner: LibraryOwner, doc_ids: Iterable[int]) -> Op[None]:
     """Read these documents' rows again (what the disk says of their files may have changed);
     they arrive as ``documentsChanged``."""
     ids = list(doc_ids)
-    return Op(owner, lambda lib: owner.documentsChanged.emit(rows.document_rows(doc_ids=ids)), "read the documents")
+    return Op(owner, lambda lib: owner.documentsChanged.emit(queries.document_rows(doc_ids=ids)), "read the documents")
 
 
 def document_details(owner: LibraryOwner, doc_id: int) -> Op[dict[str, Any] | None]:
@@ -209,14 +209,14 @@ def document_details(owner: LibraryOwner, doc_id: int) -> Op[dict[str, Any] | No
             lib.prioritise([doc_id])
         except TRANSIENT_ERRORS as exc:  # the details still show; the jobs keep their place
             log.warning("could not move the jobs of document %s ahead: %s", doc_id, exc)
-        return rows.document_details(doc_id)
+        return queries.document_details(doc_id)
     return Op(owner, work, "read the document")
 
 
 def skipped_files(owner: LibraryOwner, session_id: int, parent: QObject | None = None) -> Op[dict[str, Any]]:
-    """The files a session's import left out (``rows.read_skipped``)."""
+    """The files a session's import left out (``queries.read_skipped``)."""
 
-    return Op(owner, lambda lib: rows.read_skipped(session_id), "read the skipped files", parent)
+    return Op(owner, lambda lib: queries.read_skipped(session_id), "read the skipped files", parent)
 
 
 def search(owner: LibraryOwner, text: str) -> Op[dict[int, set[int]]]:
@@ -255,9 +255,9 @@ def job_statistics(owner: LibraryOwner, parent: QObject | None = None) -> Op[Job
     """For the Jobs view: (statistics, failed jobs with whether a retry may cure each, paused queues)."""
     def work(lib: TrackingLibrary) -> JobStatistics:
         failed = lib.failed_jobs(limit=500)
-        documents = rows.document_files({f["document_id"] for f in failed if f["error_kind"] == "permanent"})
+        documents = queries.document_files({f["document_id"] for f in failed if f["error_kind"] == "permanent"})
         for f in failed:  # asks the disk whether a permanent failure's file changed since
-            f["retry_cures"] = rows.retry_cures("failed", f["error_kind"], documents.get(f["document_id"], {}))
+            f["retry_cures"] = queries.retry_cures("failed", f["error_kind"], documents.get(f["document_id"], {}))
         return lib.statistics(), failed, sorted(lib.paused_queues())
     return Op(owner, work, "read the statistics", parent)
 
@@ -279,7 +279,7 @@ def retry_failed(owner: LibraryOwner, session_id: int | None = None, parent: QOb
     """Every failed job of the session (None: of every session) that a retry may cure; a permanent
     failure is left as it is, unless its file changed since."""
     def work(lib: TrackingLibrary) -> int:
-        ids = rows.retryable_failed_job_ids(session_id=session_id)
+        ids = queries.retryable_failed_job_ids(session_id=session_id)
         retried = lib.retry(job_ids=ids) if ids else []
         lib.touch_jobs([job.id for job in retried])
         return len(retried)
@@ -352,7 +352,7 @@ def export_session(owner: LibraryOwner, session_id: int, path: str, fmt: str) ->
         if session is None:
             raise ValueError("the session is no longer in the library")
         report = lib.report(session)
-        text = json.dumps(report, indent=2) + "\n" if fmt == "json" else rows.report_csv(report)
+        text = json.dumps(report, indent=2) + "\n" if fmt == "json" else queries.report_csv(report)
         Path(path).write_text(text, encoding="utf-8")
         return path
     return Op(owner, work, "export")

@@ -5,7 +5,7 @@ function of the Library, made by ``operations.py``: one per action of a person) 
 :class:`LibraryOwner` and gets the result back on the GUI thread through a queued signal. Between
 operations the thread applies workers' events with a short ``pump`` and every two seconds runs
 ``Library.housekeeping`` (leases, dispatch, local workers), then reads the status bar's numbers.
-Whatever changed reaches the window as rows (``rows.py``). An import's scan reads and hashes files
+Whatever changed reaches the window as rows (``queries.py``). An import's scan reads and hashes files
 on a thread of its own (``submit``) and hands the owner thread its batches to add.
 """
 
@@ -28,7 +28,7 @@ from ..engine.importer import found_batches
 from ..engine.library import Library
 from ..engine.retrying import TRANSIENT_ERRORS
 from ..store.db import Job, JobEvent, UploadSession
-from . import rows
+from . import queries
 
 log = logging.getLogger("snapdesk.gui.owner")
 
@@ -136,7 +136,7 @@ class LibraryOwner(QObject):
         the scan left out when it ends."""
         def start(lib: TrackingLibrary):
             session = lib.begin_session(paths)
-            self.sessionsChanged.emit(rows.session_rows([session.id]))
+            self.sessionsChanged.emit(queries.session_rows([session.id]))
             threading.Thread(target=self._scan, args=(lib.scanner(), session.id, paths, on_done, on_error),
                              name=f"snapdesk-scan-{session.id}", daemon=True).start()
             return session.id
@@ -200,10 +200,10 @@ class LibraryOwner(QObject):
             return
         try:
             self.ready.emit({"transport": lib.transport.describe()})
-            self.sessionsChanged.emit(rows.session_rows())
+            self.sessionsChanged.emit(queries.session_rows())
             self._loop(lib)
         finally:
-            self._fail_pending()
+            self._drop_unrun_operations()
             try:
                 lib.close(stop_local_workers=True)
             except Exception:
@@ -232,15 +232,15 @@ class LibraryOwner(QObject):
             try:
                 if lib.touched_docs:
                     docs, lib.touched_docs = lib.touched_docs, set()
-                    self.documentsChanged.emit(rows.document_rows(doc_ids=docs))
+                    self.documentsChanged.emit(queries.document_rows(doc_ids=docs))
                 if pending_sessions and now >= next_sessions:
-                    self.sessionsChanged.emit(rows.session_rows(pending_sessions))
+                    self.sessionsChanged.emit(queries.session_rows(pending_sessions))
                     pending_sessions = set()
                     next_sessions = now + self.SESSION_REFRESH_S
             except Exception:
                 log.exception("reading changed rows")
         if pending_sessions:
-            self.sessionsChanged.emit(rows.session_rows(pending_sessions))
+            self.sessionsChanged.emit(queries.session_rows(pending_sessions))
 
     def _run_ops(self, lib: TrackingLibrary) -> bool:
         """Run queued operations for up to OPS_SLICE_S, then return, so that what they changed
@@ -262,7 +262,8 @@ class LibraryOwner(QObject):
                 self._finished.emit(on_done, result, False)
         return ran
 
-    def _fail_pending(self) -> None:
+    def _drop_unrun_operations(self) -> None:
+        """The library closed: operations still waiting are dropped, and none of their callbacks runs."""
         while True:
             try:
                 self._ops.get_nowait()
@@ -279,7 +280,7 @@ class LibraryOwner(QObject):
             lib.touch_jobs([job_id for (job_id,) in given_up.tuples()])
             status["workers"] = lib.transport.workers()
             status["queues"] = lib.transport.queue_counts()
-            status["throughput"] = rows.throughput()
+            status["throughput"] = queries.throughput()
         except TRANSIENT_ERRORS as exc:
             log.warning("housekeeping: %s", exc)
             status["error"] = str(exc)

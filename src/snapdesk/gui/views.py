@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
 from .delegates import DocumentDelegate
 from .models import RowRole, StatusRole
-from .rows import RUNNING
+from .queries import RUNNING
 
 
 class DocumentGrid(QListView):

@@ -30,7 +30,7 @@ from huey import signals as huey_signals
 from .. import __version__
 from ..config import QUEUES, ConfigError, load_settings, redact_url
 from ..engine import events as ev
-from ..engine import runner
+from ..engine import attempt
 from ..engine.jobs import JOB_TYPES
 from ..engine.local_workers import lock_path, try_lock
 from ..engine.retrying import TRANSIENT_ERRORS, Backoff, wait_out
@@ -60,7 +60,7 @@ class Worker:
         self.identity = ev.worker_identity()
         self.version = __version__
         self.started_at = time.time()
-        self.context = runner.WorkerContext(transport=transport, worker=self.identity,
+        self.context = attempt.WorkerContext(transport=transport, worker=self.identity,
                                             retention_seconds=settings.retention_seconds, settings=settings,
                                             observer=self)
         self.stopping = threading.Event()  # leave the main loop and drain
@@ -84,14 +84,14 @@ class Worker:
                 huey, is_paused=lambda q=queue: q in self.context.paused,
                 workers=self.concurrency[queue], worker_type="thread",
                 periodic=queue == queues[0],  # one scheduler per process queues the maintenance task
-                on_periodic=self.queue_maintenance,
+                on_periodic=self.queue_trim,
                 # Poll an idle SQLite queue every 100 ms (Redis blocks instead): a drop starts fast.
                 initial_delay=0.1, backoff=1.0, max_delay=0.1, scheduler_interval=1,
                 check_worker_health=True, shutdown_timeout=self.drain_timeout)
 
     # -- lifecycle ---------------------------------------------------------------------
     def run(self) -> int:
-        runner.install(self.context)
+        attempt.install(self.context)
         # Before any job can start: a SIGTERM that arrives while the consumers start must still drain.
         self._install_signal_handlers()
         try:  # in the registry, and knowing the pauses, before the first job starts
@@ -224,7 +224,7 @@ class Worker:
             log.exception("could not remove this worker from the registry")
         log.info("worker %s stopped", self.identity["id"])
 
-    def queue_maintenance(self, due_tasks) -> None:
+    def queue_trim(self, due_tasks) -> None:
         """The scheduler found the periodic maintenance due: queue it where it can run, which is not a
         paused queue (there it would wait for the resume, and count as waiting work)."""
         if not due_tasks:
@@ -234,7 +234,7 @@ class Worker:
             log.info("maintenance skipped: every queue this worker serves is paused")
             return
         try:
-            self.transport.enqueue_maintenance(open_queues[0])
+            self.transport.enqueue_trim(open_queues[0])
         except TRANSIENT_ERRORS as exc:
             log.warning("could not queue the maintenance (%s); the next one comes in 15 minutes", exc)
 
@@ -258,7 +258,7 @@ class Worker:
         if self.metrics is not None:
             self.metrics.job_requeued(payload["job_type"], "stopped")
 
-    # -- what runner.run_job tells (WorkerContext.observer) --------------------------------
+    # -- what attempt.run_job tells (WorkerContext.observer) --------------------------------
     def job_ended(self, job_type: str, outcome: str, seconds: float | None) -> None:
         if self.metrics is not None:
             self.metrics.job_ended(job_type, outcome, seconds)
@@ -303,7 +303,7 @@ class Worker:
     def resident_memory(self) -> int | None:
         return recycling.resident_memory()
 
-    # -- test hooks (SNAPDESK_TEST_WORKER_HOOKS; like runner's SNAPDESK_TEST_FAULTS, never set in use) --
+    # -- test hooks (SNAPDESK_TEST_WORKER_HOOKS; like attempt.py's SNAPDESK_TEST_FAULTS, never set in use) --
     def _test_hook_block_loop(self) -> None:
         """``{"block_loop_while": PATH}``: the main loop stands still while PATH exists (a stuck loop)."""
         path = self.hooks.get("block_loop_while")
@@ -419,7 +419,7 @@ def main(argv=None) -> int:
             else:
                 log.info("another local worker already serves %s", settings.data_dir)
                 return 0
-        transport = make_transport(settings, run_job=runner.run_job, maintain=runner.maintain)
+        transport = make_transport(settings, run_job=attempt.run_job, trim=attempt.trim_transport)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

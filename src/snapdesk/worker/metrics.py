@@ -1,6 +1,6 @@
 """The worker's Prometheus metrics (``snapdesk-worker --http``), made with prometheus_client.
 
-Imported only when ``--http`` is given. Counters move where a job ends (``runner.run_job`` tells
+Imported only when ``--http`` is given. Counters move where a job ends (``attempt.run_job`` tells
 the worker through ``WorkerContext.observer``); what is read from elsewhere (queue depth, running
 jobs, the main loop's age, memory) is collected at scrape time from what the worker's main loop
 keeps, so a scrape never waits on the transport.

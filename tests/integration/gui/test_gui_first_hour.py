@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QFileDialog, QLabel
 from snapdesk.gui.delegates import DocumentDelegate, SessionDelegate
 from snapdesk.gui.details import DetailsPanel
 from snapdesk.gui.models import DocumentModel, SessionModel
-from snapdesk.gui.rows import DocRow, SessionRow
+from snapdesk.gui.queries import DocRow, SessionRow
 
 WAIT = 30_000  # ms: generous for a busy 2-core machine; the tests end as soon as the state is reached
 

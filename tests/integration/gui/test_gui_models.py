@@ -4,7 +4,7 @@ import csv
 import io
 import sys
 
-from snapdesk.gui import qtcompat
+from snapdesk.gui import refcount_workaround
 from snapdesk.gui.images import decode_blurhash
 from snapdesk.gui.models import (
     DocumentFilterModel,
@@ -13,7 +13,7 @@ from snapdesk.gui.models import (
     SessionModel,
     _ranges,
 )
-from snapdesk.gui.rows import DocRow, SessionRow, report_csv
+from snapdesk.gui.queries import DocRow, SessionRow, report_csv
 
 
 def doc(i, status="queued", session=1, progress=None):
@@ -112,9 +112,9 @@ def test_report_csv_has_a_line_per_document_and_columns_per_job_type():
 
 
 def test_the_binding_no_longer_runs_none_and_true_out_of_references():
-    """PySide6 6.12.0 on Python 3.11 drops a reference to None per void call: qtcompat gives them a reserve."""
-    if sys.version_info < (3, 12) and any(qtcompat.leaks().values()):
-        assert sys.getrefcount(None) > qtcompat.RESERVE and sys.getrefcount(True) > qtcompat.RESERVE
+    """PySide6 6.12.0 on Python 3.11 drops a reference to None per void call: refcount_workaround gives them a reserve."""
+    if sys.version_info < (3, 12) and any(refcount_workaround.leaks().values()):
+        assert sys.getrefcount(None) > refcount_workaround.RESERVE and sys.getrefcount(True) > refcount_workaround.RESERVE
 
 
 def test_only_visible_running_tiles_are_animated(qtbot):
@@ -143,7 +143,7 @@ def test_only_visible_running_tiles_are_animated(qtbot):
 
 def test_a_documents_progress_counts_all_its_jobs():
     from snapdesk.gui.delegates import DocumentDelegate
-    from snapdesk.gui.rows import _doc_row
+    from snapdesk.gui.queries import _doc_row
 
     def job(i, type_, state, progress=0, **result):
         return {"id": i, "document": 1, "type": type_, "state": state, "progress": progress, "error": None,
@@ -173,12 +173,12 @@ def test_a_videos_length_reads_as_a_player_shows_it():
 
 
 def test_session_counts_in_sql_follow_the_engines_document_status(library):
-    """rows.session_rows counts in SQL; it must agree with engine.library.document_status on every mix of states."""
+    """queries.session_rows counts in SQL; it must agree with engine.library.document_status on every mix of states."""
     import itertools
     from collections import Counter
 
     from snapdesk.engine.library import document_status
-    from snapdesk.gui.rows import session_rows
+    from snapdesk.gui.queries import session_rows
     from snapdesk.store.db import JOB_STATES, Document, Job, UploadSession
 
     session = UploadSession.create(name="mixes", paths=[], skipped={})

@@ -7,7 +7,7 @@
 | document bytes | the worker reads the original file | the original when readable and unchanged, else a blob in Redis |
 
 Storage knows nothing of what tasks do: the worker hands its task functions to the transport
-(``make_transport(settings, run_job=..., maintain=...)``); an owner only queues them by name.
+(``make_transport(settings, run_job=..., trim=...)``); an owner only queues them by name.
 
 Everything that decides what a worker or an owner does is sealed or signed with keys derived
 from the library's secret or the farm's: task messages (JSON, never pickle, AES-256-GCM), each
@@ -52,8 +52,8 @@ __all__ = ["EVERY_LANE", "MAINTENANCE_TASK_NAME", "PRIORITY_BATCH", "PRIORITY_IN
 
 
 def make_transport(settings: Settings, run_job: Callable[[ev.JobPayload], None] | None = None,
-                   maintain: Callable[[], None] | None = None) -> Transport:
+                   trim: Callable[[], None] | None = None) -> Transport:
     """The transport the settings ask for. A worker passes its task functions; an owner only queues."""
     if settings.redis_url:
-        return RedisTransport(settings, run_job=run_job, maintain=maintain)
-    return EmbeddedTransport(settings, run_job=run_job, maintain=maintain)
+        return RedisTransport(settings, run_job=run_job, trim=trim)
+    return EmbeddedTransport(settings, run_job=run_job, trim=trim)

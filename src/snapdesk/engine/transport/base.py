@@ -96,14 +96,14 @@ class Transport:
     name = "base"
 
     def __init__(self, settings: Settings, secret: str, run_job: Callable[[ev.JobPayload], None] | None = None,
-                 maintain: Callable[[], None] | None = None):
+                 trim: Callable[[], None] | None = None):
         self.settings = settings
         self.serializer = SignedSerializer(secret)
         self._secret = secret
         self._library_keys: dict[str, bytes] = {}
         self._mark_key = hashlib.sha256(b"snapdesk-mark:" + secret.encode()).digest()
         self._tasks = {TASK_NAME: _task(run_job or _not_in_this_process),
-                       MAINTENANCE_TASK_NAME: _task(maintain or _not_in_this_process)}
+                       MAINTENANCE_TASK_NAME: _task(trim or _not_in_this_process)}
         # Huey ships no types: a Huey, its tasks and their wrappers are Any here.
         self._hueys: dict[str, tuple[Any, Any]] = {}
         self._maintenance: dict[str, Any] = {}
@@ -128,7 +128,7 @@ class Transport:
                 self._hueys[queue] = (huey, huey.task(name=TASK_NAME)(self._tasks[TASK_NAME]))
             return self._hueys[queue]
 
-    def enqueue_maintenance(self, queue: str) -> None:
+    def enqueue_trim(self, queue: str) -> None:
         """Queue the transport's maintenance now (workers also queue it every 15 minutes)."""
         huey, _ = self._queue(queue)
         huey.enqueue(self._maintenance[queue].s())
@@ -230,7 +230,7 @@ class Transport:
         0 when taken, else seconds to wait."""
         raise NotImplementedError
 
-    def maintenance(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
+    def trim_expired(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
         """Trim what nobody needs any more: marks older than the retention, stale worker entries.
 
         Events are never trimmed here: each stays until its owner has applied it. Returns counts."""

@@ -137,7 +137,7 @@ class EmbeddedTransport(Transport):
             raise
         return wait
 
-    def maintenance(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
+    def trim_expired(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
         now = time.time() if now is None else now
         conn = self._db()
         marks = conn.execute("DELETE FROM mark WHERE at < ?", (now - retention_seconds,)).rowcount

@@ -10,9 +10,9 @@ that blocks on the log wakes when a worker thread appends.
 ``run_next(queue)`` is Huey's ``execute_next`` from its own test suite, done as a worker does:
 it skips paused queues, moves retries that are due from the schedule back to their queue (as the
 consumer's scheduler does), takes the next task by priority and runs it through Huey with the
-real ``runner.run_job`` and a real ``runner.WorkerContext`` installed, here, in this thread.
-Nothing is mocked below the transport: the runner, the processors and the owner's ``Library``
-are the ones that run in production. Time can be moved forward for due retries (``now=``) and
+real ``attempt.run_job`` and a real ``attempt.WorkerContext`` installed, here, in this thread.
+Nothing is mocked below the transport: the attempt, the processors and the owner's ``Library`` are
+the ones that run in production. Time can be moved forward for due retries (``now=``) and
 for the registry, marks and rate limit (``clock=``).
 
     transport = MemoryTransport(settings)            # settings.local_workers must be "no"
@@ -38,7 +38,7 @@ from huey import signals as huey_signals
 
 from ...config import QUEUES, ConfigError, Settings
 from .. import events as ev
-from .. import runner
+from .. import attempt
 from .base import STALE_WORKER_SECONDS, LiveWorker, RawEvent, Transport, WorkerStatus
 
 
@@ -53,7 +53,7 @@ class MemoryTransport(Transport):
             raise ConfigError("the memory transport's worker is run_next in this process: make its settings "
                               "with local_workers=\"no\"")
         super().__init__(settings, secret or settings.secret or secrets.token_hex(32),
-                         run_job=runner.run_job, maintain=runner.maintain)
+                         run_job=attempt.run_job, trim=attempt.trim_transport)
         self._uses_blobs = uses_blobs
         #: The clock of the registry, the marks' ages and the rate limit (a Redis server's, in Redis mode).
         self.clock = clock
@@ -70,7 +70,7 @@ class MemoryTransport(Transport):
         #: to act at a given moment of a running job (cancel it once it started, say).
         self.observers: list[Callable[[str, RawEvent], None]] = []
         #: The worker that ``run_next`` is: its identity in events, its settings for summaries.
-        self.context = runner.WorkerContext(transport=self, worker=ev.worker_identity(), settings=settings,
+        self.context = attempt.WorkerContext(transport=self, worker=ev.worker_identity(), settings=settings,
                                             retention_seconds=settings.retention_seconds, clock=worker_clock)
 
     # -- task queues -------------------------------------------------------------------
@@ -82,7 +82,7 @@ class MemoryTransport(Transport):
 
     def run_next(self, queue: str | None = None, now: float | None = None) -> bool:
         """Run the next task of ``queue`` (of any queue, in the order of ``QUEUES``, when None) in this
-        thread, as a worker would; True when a task was taken (it ran, or the runner dropped or
+        thread, as a worker would; True when a task was taken (it ran, or the attempt dropped or
         requeued it), False when none was due. Paused queues are skipped. ``now`` (seconds since
         the epoch, default the present) decides which delayed tasks are due: a test moves it forward
         instead of waiting out a retry's backoff. Whatever the task raised is raised here."""
@@ -101,7 +101,7 @@ class MemoryTransport(Transport):
                 if not huey.ready_to_run(task, stamp):
                     huey.add_schedule(task)  # not due yet: it waits on the schedule
                     continue
-                runner.install(self.context)
+                attempt.install(self.context)
                 self._task_errors.exc = None
                 huey.execute(task, stamp)
                 if self._task_errors.exc is not None:
@@ -159,7 +159,7 @@ class MemoryTransport(Transport):
             self._rates[name] = taken
             return max(0.01, min(taken) + 60 - now)
 
-    def maintenance(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
+    def trim_expired(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
         now = self.clock() if now is None else now
         with self._cond:
             marks = 0

@@ -226,7 +226,7 @@ class RedisTransport(Transport):
         wait = float(self.redis.eval(self._RATE_SCRIPT, 1, self._key("rate", name), per_minute, secrets.token_hex(8)))
         return max(0.01, wait) if wait > 0 else 0.0
 
-    def maintenance(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
+    def trim_expired(self, retention_seconds: float, now: float | None = None) -> dict[str, int]:
         now = time.time() if now is None else now
         marks = 0
         for kind in ("cancelled", "superseded"):

@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
-from ..rows import DocRow, SessionRow
+from ..queries import DocRow, SessionRow
 from . import dialogs
 from .base import Window
 

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QPushButton, QListView, QWidg
 from ...config import Settings
 from ..models import DocumentFilterModel, DocumentModel, SessionModel
 from ..owner import LibraryOwner
-from ..rows import DocRow
+from ..queries import DocRow
 from ..taskbar import TaskbarProgress
 from ..views import DocumentGrid, DropOverlay
 

@@ -32,7 +32,7 @@ from ..icon import app_icon
 from ..images import ImageCache
 from ..models import DocumentFilterModel, DocumentModel, IdRole, RowRole, SessionModel
 from ..owner import LibraryOwner
-from ..rows import DocRow, SessionRow
+from ..queries import DocRow, SessionRow
 from ..status_bar import LibraryStatus, transport_text
 from ..taskbar import TaskbarProgress
 from ..views import DocumentGrid, DropOverlay

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from ...config import APP_NAME
-from ..rows import SessionRow
+from ..queries import SessionRow
 from .base import Window
 
 

@@ -19,7 +19,7 @@ from .. import operations
 from ..filter_bar import FilterBar
 from ..meaning_view import MeaningControls
 from ..models import DUPLICATES
-from ..rows import SessionRow
+from ..queries import SessionRow
 from ..skipped_view import SkippedLine
 from .base import Window
 

@@ -233,12 +233,12 @@ def _requeue(ctx: WorkerContext, queue: str, payload: ev.JobPayload, delay: floa
              f"put job {payload['job_id']} back on the {queue} queue", log)
 
 
-def maintain() -> None:
+def trim_transport() -> None:
     """The periodic maintenance task (every worker's scheduler queues it): trims the transport."""
     ctx = _context
     if ctx is None:
         raise RuntimeError("maintenance runs only inside snapdesk-worker")
-    trimmed = ctx.transport.maintenance(ctx.retention_seconds)
+    trimmed = ctx.transport.trim_expired(ctx.retention_seconds)
     log.info("maintenance: trimmed %s", ", ".join(f"{n} {what}" for what, n in trimmed.items()))
 
 

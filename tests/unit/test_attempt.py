@@ -1,6 +1,6 @@
-"""The runner (engine/runner.py): one attempt of a job in a worker, and the events it says it with.
+"""engine/attempt.py: one attempt of a job in a worker, and the events it says it with.
 
-Each test runs the real runner in this thread through MemoryTransport.run_next, on jobs a real
+Each test runs a real attempt in this thread through MemoryTransport.run_next, on jobs a real
 Library queued, and looks at what the worker said (the owner's event log) and what the owner
 made of it."""
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from snapdesk.engine import events as ev
-from snapdesk.engine.runner import PAYLOAD_VERSION
+from snapdesk.engine.attempt import PAYLOAD_VERSION
 from snapdesk.engine.transport import PRIORITY_BATCH
 from snapdesk.store.db import Job
 

@@ -11,7 +11,7 @@ deallocating None" (or ``bool_dealloc``).
 At import this module measures whether the binding loses references to ``None`` and
 ``True``; when it does (and only on an interpreter where they are not immortal) it gives
 those two objects a reserve of 2**40 references, which is what Python 3.12 does for them
-anyway. With a binding without the defect it does nothing. ``tests/integration/gui/test_qtcompat.py``
+anyway. With a binding without the defect it does nothing. ``tests/integration/gui/test_gui_models.py``
 fails if the reserve is missing while the defect is present.
 """
 
