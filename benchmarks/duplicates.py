@@ -13,7 +13,8 @@ Every file goes through the thumbnail job's own code (``make_thumbnails``: decod
 orientation, thumbnails, likeness). A pair is called the same picture as the library groups them:
 hashes within ``HASH_DISTANCE`` bits and ``same_picture``. Pairs across scenes are negatives too.
 
-    .venv/bin/python benchmarks/duplicates.py            # held-out seeds 3000-3099 (about 3 min)
+    .venv/bin/python benchmarks/duplicates.py            # held-out seeds 3000-3099 (about 3 min), beside
+                                                         # imagehash's pHash (pip install -e ".[bench]")
     .venv/bin/python benchmarks/duplicates.py --tune     # the seeds the thresholds were tuned on (0-39)
     .venv/bin/python benchmarks/duplicates.py --sweep    # where the line falls, on 20 held-out seeds
 
@@ -150,6 +151,27 @@ COPY_KINDS = ("resize", "reencode", "crop", "orientation", "mix")
 NEGATIVE_KINDS = ("camera", "subject", "exposure")
 
 
+#: The field's common way, in the same run: imagehash's pHash (64 bits from a 32 x 32 DCT), two
+#: pictures the same when their hashes are at most this many bits apart, as finders built on it
+#: commonly set it. Needs ``pip install imagehash`` (not a SnapDesk dependency).
+BASELINE_DISTANCE = 10
+
+
+def baseline_hash(data: bytes):
+    """imagehash.phash of the picture as a person sees it (EXIF orientation applied), or None without imagehash."""
+    try:
+        import imagehash
+    except ImportError:
+        return None
+    from PIL import ImageOps
+
+    return imagehash.phash(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+
+
+def baseline_same(a, b) -> bool:
+    return a is not None and b is not None and (a - b) <= BASELINE_DISTANCE
+
+
 def likeness_of(data: bytes) -> similarity.Likeness:
     result = make_thumbnails(data)
     assert result.likeness is not None
@@ -234,18 +256,23 @@ def main() -> None:
     started = time.perf_counter()
     originals: dict[int, similarity.Likeness] = {}
     rows: list[tuple[str, str, bool, int, similarity.Difference, str]] = []  # (truth, kind, verdict, ...)
+    baseline: list[tuple[str, str, bool]] = []  # (truth, kind, verdict) of imagehash's pHash, same pairs
+    base_originals: dict[int, object] = {}
     for seed in seeds:
         rng = np.random.default_rng((seed, 7))
         picture = shoot(seed)
-        original = likeness_of(encode(picture, "JPEG", 90))
+        first = encode(picture, "JPEG", 90)
+        original = likeness_of(first)
         originals[seed] = original
-        for kind in COPY_KINDS:
-            data, what = copy_of(picture, rng, kind)
-            rows.append(("same", kind, *judge(original, likeness_of(data)), f"seed {seed}: {what}"))
-        for kind in NEGATIVE_KINDS:
-            data, what = hard_negative(seed, rng, kind)
-            rows.append(("other", kind, *judge(original, likeness_of(data)), f"seed {seed}: {what}"))
+        base_originals[seed] = base = baseline_hash(first)
+        for truth, kinds, make in (("same", COPY_KINDS, lambda kind: copy_of(picture, rng, kind)),
+                                   ("other", NEGATIVE_KINDS, lambda kind: hard_negative(seed, rng, kind))):
+            for kind in kinds:
+                data, what = make(kind)
+                rows.append((truth, kind, *judge(original, likeness_of(data)), f"seed {seed}: {what}"))
+                baseline.append((truth, kind, baseline_same(base, baseline_hash(data))))
     cross = [judge(originals[a], originals[b]) for a, b in itertools.combinations(seeds, 2)]
+    base_cross = [baseline_same(base_originals[a], base_originals[b]) for a, b in itertools.combinations(seeds, 2)]
     elapsed = time.perf_counter() - started
 
     positives = [r for r in rows if r[0] == "same"]
@@ -270,6 +297,22 @@ def main() -> None:
               f"block max/min {max(r[4].block for r in these):.1f}/{min(r[4].block for r in these):.1f}, "
               f"brightness max/min {max(r[4].brightness for r in these):.1f}/{min(r[4].brightness for r in these):.1f}, "
               f"colour max/min {max(r[4].colour for r in these):.1f}/{min(r[4].colour for r in these):.1f}")
+    if base_originals[seeds[0]] is None:
+        print("baseline: pip install imagehash to compare with its pHash in the same run")
+    else:
+        b_pos = [b for b in baseline if b[0] == "same"]
+        b_tp = sum(b[2] for b in b_pos)
+        b_fp = sum(b[2] for b in baseline if b[0] == "other") + sum(base_cross)
+        print(f"baseline, imagehash pHash within {BASELINE_DISTANCE} bits, the same files: recall "
+              f"{b_tp}/{len(b_pos)} = {b_tp / len(b_pos):.3f}, precision {b_tp}/{b_tp + b_fp} = "
+              f"{b_tp / max(1, b_tp + b_fp):.3f}")
+        for kind in COPY_KINDS:
+            these = [b for b in b_pos if b[1] == kind]
+            print(f"  copies, {kind:<11} {sum(b[2] for b in these)}/{len(these)} grouped")
+        for kind in NEGATIVE_KINDS:
+            these = [b for b in baseline if b[0] == "other" and b[1] == kind]
+            print(f"  a second apart, {kind:<9} {sum(b[2] for b in these)}/{len(these)} grouped (wrongly)")
+        print(f"  different scenes {sum(base_cross)}/{len(base_cross)} grouped (wrongly)")
     timings(originals[seeds[0]], likeness_of(encode(shoot(seeds[0], Shot(shift=(0.04, 0.0))))))
     mistakes = [r for r in rows if r[2] != (r[0] == "same")]
     if args.tune or mistakes:

@@ -176,13 +176,7 @@ def _coerce(f: dataclasses.Field, raw, source: str):
 def load_settings(env=None, settings_file: Path | None = None, **overrides) -> Settings:
     """Settings from defaults < settings file < environment < overrides (None values are ignored)."""
     env = os.environ if env is None else env
-    settings_file = settings_file or config_dir() / "settings.json"
-    from_file = {}
-    if settings_file.exists():
-        try:
-            from_file = json.loads(settings_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the settings file {settings_file}: {exc}") from None
+    from_file = _read_settings_file(settings_file or settings_path())
     values = {}
     for f in dataclasses.fields(Settings):
         name = f.metadata["env"]
@@ -323,12 +317,7 @@ def write_settings_file(values: dict[str, object], path: Path | None = None) -> 
     """Merge ``values`` (by environment-variable name; "" or None removes a key) into the settings
     file, check the result loads, and replace the file atomically, readable by its owner only."""
     path = path or settings_path()
-    current = {}
-    if path.exists():
-        try:
-            current = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the settings file {path}: {exc}") from None
+    current = _read_settings_file(path)
     for key, value in values.items():
         if value in ("", None):
             current.pop(key, None)
@@ -347,3 +336,13 @@ def write_settings_file(values: dict[str, object], path: Path | None = None) -> 
         raise
     tmp.replace(path)
     return path
+
+
+def _read_settings_file(path: Path) -> dict:
+    """The settings file's values by environment-variable name ({} when there is none)."""
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the settings file {path}: {exc}") from None
