@@ -50,7 +50,7 @@ class LibraryStatus:
         self.workers.setStyleSheet("")
         workers = status.get("workers") or []
         if not workers and self.local_workers:  # not a fault: a worker starts with the work
-            self.workers.setText("No worker running yet")
+            self.workers.setText("No worker running: one starts with new work")
         else:
             self.workers.setText(f"{len(workers)} worker{'s' if len(workers) != 1 else ''} online")
         self.workers.setToolTip("\n".join(

@@ -47,3 +47,24 @@ def test_the_duplicates_filter_finds_a_resized_re_encoded_copy_but_not_a_photo_t
 
     window.filtered.set_filter("all")
     assert window.filtered.rowCount() == 4
+
+
+def test_a_window_opened_on_a_library_with_duplicates_counts_them(open_window, start_worker, tmp_path, qtbot):
+    """The groups may arrive before the session's documents do; the count follows the documents."""
+    from snapdesk.gui.models import DUPLICATES
+
+    scene = photos.shoot(2004, width=W, height=H)
+    folder = tmp_path / "trip"
+    folder.mkdir()
+    (folder / "IMG_0201.jpg").write_bytes(photos.encode(scene, "JPEG", 92))
+    (folder / "IMG_0201-small.webp").write_bytes(photos.encode(scene.resize((W // 4, H // 4)), "WEBP", 60))
+    (folder / "IMG_0250.jpg").write_bytes(photos.encode(photos.shoot(2005, width=W, height=H), "JPEG", 92))
+    first = open_window()
+    start_worker()
+    first.import_paths([str(folder)])
+    qtbot.waitUntil(lambda: len(rows(first)) == 3 and all(r.status == "complete" for r in rows(first)), timeout=WAIT)
+    first.close()
+
+    again = open_window()  # the same library, its last session shown
+    qtbot.waitUntil(lambda: again.documents.rowCount() == 3, timeout=WAIT)
+    qtbot.waitUntil(lambda: again.header.filter_buttons[DUPLICATES].text() == "Duplicates  2", timeout=WAIT)

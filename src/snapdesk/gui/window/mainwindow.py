@@ -298,6 +298,7 @@ class MainWindow(Window):
     def _documents_loaded(self, session_id: int, rows: list) -> None:
         if session_id == self.current_session:
             self.documents.load(session_id, rows)
+            self.header.update_counts()  # the Duplicates count is of the documents loaded: it may have come first
             # A session's rows live as long as it is shown: out of the cyclic collector's way, or each
             # of its full passes over them (60 ms at 10,000 documents) stalls the GUI thread.
             gc.freeze()

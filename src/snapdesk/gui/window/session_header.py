@@ -103,7 +103,7 @@ class SessionHeader(QWidget):
         """Show a session's name and numbers (None: no session, only the Add buttons of the empty page)."""
         has = row is not None
         for w in (self.session_title, self.session_info, self.retry_failed_button, self.search,
-                  *self.filter_buttons.values()):
+                  self.meaning.toggle, *self.filter_buttons.values()):
             w.setVisible(has)
         self.skipped_line.show_for(self._window.owner, row.id if row else None, row.name if row else "",
                                    bool(row and row.scanning))
