@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: dist bundle smoke desktop-install
 
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV) with SnapDesk and its packages (a minute or two the first time)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'

@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(commands, "search", help="find documents by words in their text, title, summary or name")
     _common(p)
-    p.add_argument("query", nargs="+", metavar="WORD")
+    p.add_argument("query", nargs="+", metavar="WORD", help="words a document must all have, the last one as the start of a word (exit 1 when none has them)")
     p.add_argument("--meaning", action="store_true",
                    help="also by meaning: the words' hits first, then the documents nearest in meaning, with their "
                         "score (needs an embeddings endpoint and model)")

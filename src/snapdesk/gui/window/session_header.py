@@ -59,7 +59,8 @@ class SessionHeader(QWidget):
         bar.addWidget(self.filter_bar)
         bar.addStretch(1)
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search names and text (Ctrl+F)")
+        self.search.setPlaceholderText("Search (Ctrl+F)")
+        self.search.setToolTip("Search the names and text of the documents (Ctrl+F)")
         self.search.setAccessibleName("Search names and text")
         self.search.installEventFilter(self)  # Escape clears it and goes back to the grid
         self.search.setClearButtonEnabled(True)
