@@ -30,7 +30,9 @@ DATA_FILES = (
     "snapdesk/resources/selftest.pdf",
     "snapdesk/resources/selftest.heic",  # the self-test's HEIC (libheif) and video (FFmpeg)
     "snapdesk/resources/selftest.mp4",
-    "snapdesk/resources/ocr_rec_int8.onnx",  # the OCR job's recogniser (resources/quantize_ocr.py)
+    "snapdesk/resources/ocr_det_tiny.onnx",  # the OCR job's models (resources/fetch_ocr_models.py)
+    "snapdesk/resources/ocr_rec_tiny.onnx",
+    "snapdesk/resources/ocr_rec_int8.onnx",  # SNAPDESK_OCR_MODEL=int8's recogniser (resources/quantize_ocr.py)
     "snapdesk/store/migrations/0001_initial.py",  # read as files by the library DB's migration runner
     "rapidocr_onnxruntime/config.yaml",
     "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",

@@ -78,14 +78,15 @@ def check_thumbnail() -> tuple[bool, str]:
 
 
 def check_ocr() -> tuple[bool, str]:
-    from .processors.ocr import _model_dir, get_engine, ocr_document
+    from .processors.ocr import get_engine, model_files, ocr_document
 
     result = ocr_document(_sample("selftest.png"), "image", lambda percent: None)
     found = _squash(result["text"])
     missing = [line for line in EXPECTED_LINES if _squash(line) not in found]
     text = " | ".join(result["text"].splitlines())
-    detail = (f"read {text!r}, confidence {result['confidence']:.2f}, models in {_model_dir()}, "
-              f"{get_engine().rec_model} recogniser")
+    det, rec = model_files(get_engine().rec_model)
+    detail = (f"read {text!r}, confidence {result['confidence']:.2f}, {get_engine().rec_model} models "
+              f"({det} and {rec.name})")
     if missing:
         detail += f"; did not read {', '.join(map(repr, missing))}"
     return not missing, detail

@@ -2,6 +2,7 @@
 
 import difflib
 import io
+import os
 import random
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -321,7 +322,9 @@ def test_decimal_points_in_prices_are_kept(engine):
     assert "4.50" in text and "5.20" in text and "9.70" in text, text  # a full stop beside digits is not dust
 
 
-def test_the_int8_recogniser_reads_as_well_as_rapidocrs_own():
+def test_each_model_choice_reads_as_well_as_rapidocrs_own():
+    """SNAPDESK_OCR_MODEL: the default (PP-OCRv6 tiny, shipped in resources/) and SnapDesk's int8
+    build of PP-OCRv4 read as well as rapidocr's PP-OCRv4 as it ships."""
     from snapdesk.processors.ocr import OcrEngine
 
     lines = LINES + ["Invoice 2026-03-14 total due 1,284.50 EUR", "Ref. NL-4471/b, c/o Marta Kowalska",
@@ -329,11 +332,14 @@ def test_the_int8_recogniser_reads_as_well_as_rapidocrs_own():
     page = text_image(lines, size=(1300, 340), font_name="DejaVuSerif.ttf")
     truth = "\n".join(lines)
     original = similarity(OcrEngine(threads=1, rec_model="fp32").read(page)["text"], truth)
-    quantised_engine = OcrEngine(threads=1, rec_model="int8")
-    quantised = similarity(quantised_engine.read(page)["text"], truth)
-    print(f"similarity: int8 {quantised:.4f}, fp32 {original:.4f}")
-    assert quantised >= 0.97 and quantised >= original - 0.01, (quantised, original)
-    assert quantised_engine._rec._model_path.endswith("ocr_rec_int8.onnx")
+    if "SNAPDESK_OCR_MODEL" not in os.environ:
+        assert OcrEngine(threads=1).rec_model == "tiny"  # the default
+    for choice, model_file in [("tiny", "ocr_rec_tiny.onnx"), ("int8", "ocr_rec_int8.onnx")]:
+        engine = OcrEngine(threads=1, rec_model=choice)
+        read = similarity(engine.read(page)["text"], truth)
+        print(f"similarity: {choice} {read:.4f}, fp32 {original:.4f}")
+        assert read >= 0.97 and read >= original - 0.01, (choice, read, original)
+        assert engine._rec._model_path.endswith(model_file)
 
 
 # ---------------------------------------------------------------------- generalisation and layout
@@ -352,7 +358,10 @@ def test_a_page_turned_a_quarter_or_upside_down_is_read_upright(engine, degrees)
     turned = image.rotate(degrees, expand=True)  # counter-clockwise, as a scanner fed sideways would
     result = engine.read(turned)
     assert similarity(result["text"], "\n".join(lines)) > 0.97, result["text"]
-    assert [row.split()[0] for row in result["text"].splitlines()] == [line.split()[0] for line in lines]
+    rows = result["text"].splitlines()
+    assert len(rows) == len(lines), result["text"]
+    for row, line in zip(rows, lines):  # in order, each row read from its own line (a misread letter is allowed)
+        assert similarity(row, line) > 0.9 > max(similarity(row, other) for other in lines if other != line), (row, line)
     assert (result["width"], result["height"]) == turned.size
     for line in result["lines"]:  # every box lies inside the page as given
         assert all(-2 <= x <= turned.width + 2 and -2 <= y <= turned.height + 2 for x, y in line["box"]), line

@@ -41,9 +41,10 @@ def _bundle_files() -> set[str] | None:
 def test_resources_are_package_data():
     names = {p.split("/", 2)[2] for p in layout.DATA_FILES if p.startswith("snapdesk/resources/")}
     assert names <= {p.name for p in RESOURCES.iterdir()}, "resources/make_resources.py writes these"
-    model = "ocr_rec_int8.onnx"  # resources/quantize_ocr.py writes this one
-    assert model in names and (RESOURCES / model).stat().st_size < 8 * 2**20
-    assert all((RESOURCES / n).stat().st_size < 64_000 for n in names - {model})  # small
+    # resources/fetch_ocr_models.py and resources/quantize_ocr.py write the OCR models
+    models = {"ocr_det_tiny.onnx", "ocr_rec_tiny.onnx", "ocr_rec_int8.onnx"}
+    assert models <= names and all((RESOURCES / model).stat().st_size < 8 * 2**20 for model in models)
+    assert all((RESOURCES / n).stat().st_size < 64_000 for n in names - models)  # small
     import tomllib
 
     with open(ROOT / "pyproject.toml", "rb") as fh:

