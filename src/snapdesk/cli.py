@@ -325,15 +325,18 @@ def cmd_jobs(library: Library, args) -> int:
             print("no failed jobs")
         else:
             for job in failed:
-                how = ("permanent: no retry will cure this" if job["error_kind"] == "permanent"
+                how = (f"permanent: {job['advice']}" if job["error_kind"] == "permanent" and job.get("advice")
+                       else "permanent: no retry will cure this" if job["error_kind"] == "permanent"
                        else f"attempt {job['attempts']} of {job['max_attempts']}")
                 print(f"{job['id']:>6}  session {job['session_id']:<4} {job['type']:<10} {job['path']}\n"
                       f"        {job['error']} ({how})")
             if any(job["error_kind"] != "permanent" for job in failed):
                 print("retry with: snapdesk retry JOB_ID... | --failed;  drop with: snapdesk discard JOB_ID...")
-            else:
+            elif any(not job.get("advice") for job in failed):
                 print("each failed for good: fix or replace the files, then snapdesk retry --failed (or --force to try "
                       "anyway);  drop with: snapdesk discard JOB_ID...")
+            else:  # each said what to do
+                print("drop with: snapdesk discard JOB_ID...")
         return EXIT_OK
     window = args.window or 3600
     stats = library.statistics(window=window)
@@ -392,6 +395,10 @@ def cmd_search(library: Library, args) -> int:
             print(f"snapdesk: {exc}", file=sys.stderr)
             # Off for want of a setting is a configuration error; an endpoint that fails, a failure.
             return EXIT_USAGE if library.settings.embeddings_missing else EXIT_FAILED
+        if not meaning.status(library)["vectors"]:  # on stderr: --json stays clean
+            print(f"snapdesk: no document has a vector of {library.settings.embed_model} yet, so only the words "
+                  "were searched: vectors are made for documents added from now on; for those added before, "
+                  "run snapdesk submit --reprocess PATH... (or Reprocess in the window)", file=sys.stderr)
     else:
         results = library.search(query, limit=args.limit, session_id=args.session)
     if args.json:
@@ -508,16 +515,19 @@ def _summary(report: dict) -> str:
     for doc in report["documents"]:
         for job_type, job in doc["jobs"].items():
             if job["state"] == "failed":
-                lines.append(f"  failed: {doc['path']} ({job_type}, job {job['id']}): {job['error']}")
+                lines.append(f"  failed: {doc['path']} ({job_type}, job {job['id']}): {job['error']}"
+                             + (f"\n    {job['advice']}" if job.get("advice") else ""))
     failed = [job for doc in report["documents"] for job in doc["jobs"].values() if job["state"] == "failed"]
-    permanent = sum(job["error_kind"] == "permanent" for job in failed)
+    # A permanent failure with advice of its own (the model, not the file) has said what to do above.
+    permanent = sum(job["error_kind"] == "permanent" and not job.get("advice") for job in failed)
+    advised = sum(job["error_kind"] == "permanent" and bool(job.get("advice")) for job in failed)
     if s["status"] == "running":
         lines.append(f"follow it with: snapdesk status {s['id']}")
     elif failed:
         if permanent:
             lines.append(f"{_count(permanent, 'job')} failed for good: no retry will cure "
                          f"{'it' if permanent == 1 else 'them'} (fix or replace the file, then retry)")
-        if len(failed) > permanent:
+        if len(failed) > permanent + advised:
             lines.append("retry the failed ones with: snapdesk retry --failed")
     return "\n".join(lines)
 

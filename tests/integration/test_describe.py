@@ -46,7 +46,7 @@ def test_offline_description_names_the_dominant_colours_with_their_shares():
     names = [c["name"] for c in result["palette"]]
     assert names[:2] == ["blue", "red"]  # the background is the larger part
     assert 0.6 < result["palette"][0]["share"] < 0.9 and result["palette"][0]["hex"].startswith("#")
-    assert result["orientation"] == "landscape" and "landscape" in result["tags"]
+    assert result["orientation"] == "landscape" and "landscape format" in result["tags"]
     assert "mostly blue and red" in result["description"]
     assert 0 < result["brightness"] < 1 and result["colorfulness"] > 0.3
 
@@ -55,8 +55,11 @@ def test_offline_tags_come_from_the_metadata_and_the_text():
     night = describe_offline(picture(background=(8, 8, 20), shape_colour=(40, 40, 60), size=(300, 400)),
                              name="DSC_1.jpg", exif={"make": "Canon", "model": "EOS R5",
                                                      "datetime": "2026:07:01 23:10:00"})
-    assert {"camera", "canon", "night", "portrait"} <= set(night["tags"])
+    assert {"camera", "canon", "night", "portrait format"} <= set(night["tags"])
     assert "Taken with a Canon EOS R5." in night["detailed_description"]
+    # Cameras write their make into the model too: the camera is named with its make once.
+    canon = describe_offline(picture(), exif={"make": "Canon", "model": "Canon EOS R5"})
+    assert "Taken with a Canon EOS R5." in canon["detailed_description"] and "Canon Canon" not in str(canon)
     shot = describe_offline(picture(background=(250, 250, 250), shape_colour=(30, 30, 30), shape="square"),
                             name="Screenshot 2026-07-01 at 10.00.png", text="File Edit View")
     assert "screenshot" in shot["tags"] and "camera" not in shot["tags"]
@@ -86,7 +89,7 @@ def test_a_vision_model_describes_the_thumbnail_with_a_schema(chat):
                           name="shape.jpg", text="BAKERY")
     assert result["source"] == "llm" and result["model"] == "tiny-vision" and result["tokens"] == 120
     assert result["description"] == "A red circle on a blue background with a sign saying BAKERY."
-    assert {"red", "circle", "landscape"} <= set(result["tags"])  # the model's tags and the offline ones
+    assert {"red", "circle", "landscape format"} <= set(result["tags"])  # the model's tags and the offline ones
     assert result["palette"][0]["name"] == "blue"  # measured, not asked
     [request] = chat.requests
     body = request["body"]
@@ -106,9 +109,31 @@ def test_a_server_without_structured_output_is_asked_again_without_it(chat):
 def test_an_invalid_description_gets_a_repair_attempt_then_fails_with_the_reason(chat):
     chat.script = ["malformed", "good"]
     assert describe_llm(picture(), base_url=chat.base_url, api_key="", model="m", timeout=5)["tokens"] == 240
-    chat.script = ["incomplete", "incomplete", "incomplete"]
-    with pytest.raises(PermanentError, match="did not return a valid description.*description: Field required"):
+    chat.script = ["incomplete", "incomplete", "good"]
+    with pytest.raises(PermanentError, match="did not return a valid description.*description: Field required") as err:
         describe_llm(picture(), base_url=chat.base_url, api_key="", model="m", timeout=5)
+    assert len(chat.requests) == 2 + 2  # the answer and one repair: the third ("good") was never asked for
+    # The file is not at fault, the model is: the failure says so, and what to do.
+    assert err.value.kind == "permanent" and "model m" in err.value.advice
+    assert "SNAPDESK_VISION_MODEL" in err.value.advice and "follows JSON schemas" in err.value.advice
+
+
+def test_a_server_that_refuses_the_schema_still_gets_one_repair_not_two(chat):
+    chat.script = ["schema400", "incomplete", "good"]
+    result = describe_llm(picture(), base_url=chat.base_url, api_key="", model="m", timeout=5)
+    assert result["description"].startswith("A red circle") and len(chat.requests) == 3
+    assert ["response_format" in r["body"] for r in chat.requests] == [True, False, False]
+    chat.requests.clear()
+    chat.script = ["schema400", "incomplete", "incomplete", "good"]
+    with pytest.raises(PermanentError, match="did not return a valid description"):
+        describe_llm(picture(), base_url=chat.base_url, api_key="", model="m", timeout=5)
+    assert len(chat.requests) == 3  # refused once, answered, repaired once: then it gives up
+
+
+def test_the_format_is_a_tag_no_shape_word_is_mistaken_for(chat):
+    square = describe_offline(picture(size=(400, 400)), name="a.jpg")
+    assert "square format" in square["tags"] and "square" not in square["tags"]
+    assert square["orientation"] == "square" and "in square format" in square["description"]
 
 
 def test_vision_errors_are_the_summary_errors(chat):

@@ -141,7 +141,7 @@ def test_without_an_endpoint_descriptions_are_made_offline_and_no_vectors(settin
         described = red["jobs"]["describe"]["result"]
         assert described["source"] == "offline" and described["model"] == "offline"
         assert [c["name"] for c in described["palette"]][:2] == ["blue", "red"]
-        assert {"landscape"} <= set(described["tags"])
+        assert {"landscape format"} <= set(described["tags"]) and "landscape" not in described["tags"]
         assert {"document", "receipt"} <= set(docs["receipt.png"]["jobs"]["describe"]["result"]["tags"])
         with pytest.raises(meaning.MeaningError, match="no embeddings endpoint is set: set OPENAI_BASE_URL"):
             meaning.search(library, "red circle")
@@ -189,6 +189,57 @@ def test_the_command_line_searches_by_meaning_and_likeness(cli_env, chat, tmp_pa
     offline = {**cli_env, "SNAPDESK_JOBS": "thumbnail,describe,embed"}
     refused = snapdesk("search", "--meaning", "red", env=offline)
     assert refused.returncode == 2 and "no embeddings endpoint is set" in refused.stderr  # a setting is missing
+
+
+def test_words_find_the_measured_colours_and_shapes_not_the_format(settings, chat, start_worker, tmp_path):
+    """With a model describing: a circle in a square picture is not found by "square" (its format is
+    "square format"), and the palette's colours are searchable even when the model does not name them."""
+    settings = _with_models(settings, chat)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    circle = Image.new("RGB", (600, 600), (30, 170, 50))
+    draw = ImageDraw.Draw(circle)
+    draw.ellipse((150, 150, 450, 450), fill=(240, 220, 30))
+    draw.rectangle((0, 510, 600, 600), fill=(220, 30, 30))  # a red band: 15 % of it, smaller than the circle
+    circle.save(folder / "round-thing.jpg", quality=90)
+    (folder / "square-shape.jpg").write_bytes(shape_photo((30, 60, 220), "square", (245, 245, 245)))
+    start_worker(**_env(chat))
+    with Library(settings) as library:
+        session, _ = library.submit([folder])
+        assert library.wait(session, timeout=120), library.report(session)["counts"]
+        described = _jobs(library, session)["round-thing.jpg"]["jobs"]["describe"]["result"]
+        assert "red" not in described["colors"] and "red" in [c["name"] for c in described["palette"]]
+        assert {"circle", "square format"} <= set(described["tags"])
+
+        def names(query):
+            return {Path(h["path"]).name for h in library.search(query)}
+
+        assert names("red") == {"round-thing.jpg"}  # the measured palette, as offline
+        assert names("square") == {"square-shape.jpg"}  # the shape, not the format
+        assert names("square format") == {"round-thing.jpg"}
+        [hit] = library.search("square format")
+        assert "square format" in hit["snippet"] and "formatsquare" not in hit["snippet"]
+
+
+def test_the_command_line_blames_the_model_not_the_file_and_says_when_there_are_no_vectors(cli_env, chat, tmp_path):
+    make_folder(tmp_path / "photos")
+    chat.default = "incomplete"  # a model that never follows the schema
+    env = {**cli_env, **_env(chat), "SNAPDESK_JOBS": "thumbnail,describe"}  # no embed jobs: no vectors
+    done = snapdesk("submit", str(tmp_path / "photos"), "--wait", env=env, timeout=180)
+    assert done.returncode == 1
+    status = snapdesk("status", env=env).stdout
+    assert "did not return a valid description" in status and "the model tiny-vision is not" in status
+    assert "SNAPDESK_VISION_MODEL" in status and "fix or replace the file" not in status
+    failed = snapdesk("jobs", "--failed", env=env).stdout
+    assert "follows JSON schemas" in failed and "fix or replace" not in failed
+
+    env["SNAPDESK_JOBS"] = "thumbnail,describe,embed"  # embeddings set up after the documents came in
+    found = snapdesk("search", "--meaning", "copy", "--json", env=env)
+    assert found.returncode == 0 and [Path(r["path"]).name for r in json.loads(found.stdout)["results"]] == [
+        "copy-small.png"]  # the words' hit (its name); stdout is only JSON
+    assert "no document has a vector" in found.stderr and "reprocess" in found.stderr
+    nothing = snapdesk("search", "--meaning", "zebra", env=env)
+    assert nothing.returncode == 1 and "no document has a vector" in nothing.stderr
 
 
 def test_vectors_are_quantised_small_and_found_exactly_or_by_their_sign_bits(tmp_path):

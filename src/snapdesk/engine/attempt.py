@@ -166,7 +166,8 @@ def run_job(payload: ev.JobPayload) -> None:
         _log_outcome(payload, "superseded by a newer attempt", _ms(started))
         outcome = "superseded"
     except JobError as exc:
-        outcome = _failed(payload, emit, exc.kind, str(exc), started, getattr(exc, "retry_after", None))
+        outcome = _failed(payload, emit, exc.kind, str(exc), started, getattr(exc, "retry_after", None),
+                          exc.advice)
     except Exception as exc:  # a bug or an unforeseen condition: log it whole, retry it
         log.exception("job %s %s raised", payload["job_id"], payload["job_type"])
         outcome = _failed(payload, emit, "retryable", f"unexpected error: {type(exc).__name__}: {exc}", started)
@@ -249,7 +250,7 @@ def _log_outcome(payload: ev.JobPayload, outcome: str, duration: int) -> None:
 
 
 def _failed(payload: ev.JobPayload, emit: _Emitter, kind: str, message: str, started: float,
-            retry_after: float | None = None) -> str:
+            retry_after: float | None = None, advice: str | None = None) -> str:
     duration = _ms(started)
     attempt, max_attempts = payload["attempt"], payload["max_attempts"]
     if kind == "retryable" and attempt < max_attempts:
@@ -261,7 +262,8 @@ def _failed(payload: ev.JobPayload, emit: _Emitter, kind: str, message: str, sta
     else:
         if kind == "retryable":
             message = f"{message} (gave up after {attempt} attempts)"
-        emit(ev.EventType.FAILED, error=message, error_kind=kind, duration_ms=duration)
+        emit(ev.EventType.FAILED, error=message, error_kind=kind, duration_ms=duration,
+             **({"advice": advice} if advice else {}))
         outcome = ended = "failed"
     log.warning("job %s %s %s after %d ms: %s", payload["job_id"], payload["job_type"], outcome, duration, message,
                 extra={"job_id": payload["job_id"], "job_type": payload["job_type"], "duration_ms": duration,

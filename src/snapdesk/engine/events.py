@@ -192,6 +192,8 @@ class JobEnded(_JobFields):
     type: Literal[EventType.RETRYING, EventType.FAILED]
     error: _Text
     error_kind: ErrorKind
+    #: What to do about it, when "fix or replace the file" (a permanent failure's usual word) would mislead.
+    advice: _Text | None = None
     delay_ms: Annotated[int, Field(ge=0, le=7 * 86400 * 1000)] = 0
 
 

@@ -675,7 +675,7 @@ class Library:
         """Back to pending as a new attempt, with a fresh set of attempts, ahead of batch work."""
         attempt = job.attempt + 1
         Job.update(state=PENDING, attempt=attempt, max_attempts=attempt + self.settings.retry_attempts - 1,
-                   priority=PRIORITY_INTERACTIVE, progress=0, error=None, error_kind=None, worker=None,
+                   priority=PRIORITY_INTERACTIVE, progress=0, error=None, error_kind=None, error_advice=None, worker=None,
                    finished_at=None, not_before=None, reused_from=None, result=None).where(Job.id == job.id).execute()
         JobEvent.create(job=job, type=why, attempt=attempt, at=self.clock())
 
@@ -806,7 +806,7 @@ class Library:
     def search(self, query: str, limit: int = 50, session_id: int | None = None) -> list[dict[str, Any]]:
         """Documents matching every word of ``query`` (the last one as a prefix), best first, each
         with a snippet around the match. Words are matched in file names, titles, summaries and text."""
-        words = re.findall(r"\w+", query, re.UNICODE)
+        words = re.findall(r"\w+", meaning.index_words(query), re.UNICODE)  # "square format": one word
         if not words:
             return []
         match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
@@ -820,7 +820,7 @@ class Library:
         titles = {j.document_id: (j.result or {}).get("title") for j in Job.select(Job.document, Job.result).where(
             Job.document.in_(list(docs)), Job.type == "summary", Job.state == COMPLETE)}
         return [{"document_id": doc_id, "session_id": docs[doc_id].session_id, "path": docs[doc_id].path,
-                 "title": titles.get(doc_id), "snippet": " ".join(snippet.split()), "rank": round(rank, 3)}
+                 "title": titles.get(doc_id), "snippet": meaning.shown_words(" ".join(snippet.split())), "rank": round(rank, 3)}
                 for doc_id, rank, snippet in rows if doc_id in docs]
 
     # -- reading -----------------------------------------------------------------------
@@ -1008,7 +1008,8 @@ def job_report(job: Job) -> dict[str, Any]:
         "id": job.id, "state": job.state, "attempts": job.attempt, "max_attempts": job.max_attempts,
         "progress": job.progress, "priority": job.priority, "worker": job.worker, "duration_ms": job.duration_ms,
         "queued_at": _iso(job.queued_at), "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
-        "error": job.error, "error_kind": job.error_kind, "reused": job.reused_from is not None,
+        "error": job.error, "error_kind": job.error_kind, "advice": job.error_advice,
+        "reused": job.reused_from is not None,
         "result": job.result,
     }
 

@@ -26,6 +26,7 @@ in ``jobs.py``.
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 import weakref
@@ -191,14 +192,33 @@ def forget_unused() -> int:
     return int(Embedding.delete().where(Embedding.sha256.not_in(Document.select(Document.sha256))).execute())
 
 
+#: A picture's format as its tags say it (``processors.describe.FORMAT_TAGS``).
+_FORMAT_WORDS = re.compile(r"\b(square|landscape|portrait)\s+format\b", re.I)
+
+
+def index_words(text: str) -> str:
+    """Text as the full-text index keeps it: each format tag one word ("square format" is
+    "formatsquare"), so that a search for the shape "square" never finds a circle in a square
+    picture. Searches read their words the same way, so "square format" finds square pictures."""
+    return _FORMAT_WORDS.sub(lambda m: "format" + m.group(1).lower(), text)
+
+
+def shown_words(text: str) -> str:
+    """A snippet of the index as a person reads it: "formatsquare" is "square format" again."""
+    return re.sub(r"\bformat(square|landscape|portrait)\b", r"\1 format", text)
+
+
 def searchable_text(describe: dict[str, Any] | None) -> str:
-    """What full-text search finds a described picture by: its description, tags, colours and objects."""
+    """What full-text search finds a described picture by: its description, tags, colours (the
+    model's and the measured palette's) and objects."""
     if not describe or describe.get("skipped"):
         return ""
+    colours = [*(describe.get("colors") or []),
+               *(c.get("name") or "" for c in describe.get("palette") or [] if isinstance(c, dict))]
     words = [describe.get("description") or "", " ".join(describe.get("tags") or []),
-             " ".join(describe.get("colors") or []), " ".join(describe.get("objects") or []),
+             " ".join(dict.fromkeys(c for c in colours if c)), " ".join(describe.get("objects") or []),
              describe.get("searchable_text") or ""]
-    return " ".join(w for w in words if w)
+    return index_words(" ".join(w for w in words if w))
 
 
 # -- the vectors in memory ---------------------------------------------------------------

@@ -42,7 +42,7 @@ SEARCHED_JOB_TYPES = ("ocr", "summary", "describe", "thumbnail")
 
 #: The job columns an event may change, in the order the batch's UPDATE writes them.
 COLUMNS = ("state", "attempt", "progress", "started_at", "finished_at", "worker", "lease_expires_at",
-           "not_before", "error", "error_kind", "duration_ms", "result")
+           "not_before", "error", "error_kind", "error_advice", "duration_ms", "result")
 
 #: Where a worker's progress counts: the job is on a queue or running.
 LIVE = (QUEUED, RUNNING)
@@ -71,13 +71,14 @@ def transition(job: dict[str, Any], event: ev.AnyJobEvent, now: float, lease: fl
         case EventType.RETRYING:
             return {"state": PENDING, "attempt": job["attempt"] + 1, "progress": 0, "worker": None,
                     "lease_expires_at": None, "error": event.error, "error_kind": event.error_kind.value,
-                    "not_before": now + event.delay_ms / 1000}
+                    "error_advice": event.advice, "not_before": now + event.delay_ms / 1000}
         case EventType.COMPLETE:  # the result, with where its files went, is added by the caller
             return {"state": COMPLETE, "progress": 100, "finished_at": now, "duration_ms": event.duration_ms,
-                    "worker": worker, "error": None, "error_kind": None, "lease_expires_at": None}
+                    "worker": worker, "error": None, "error_kind": None, "error_advice": None, "lease_expires_at": None}
         case EventType.FAILED:
             return {"state": FAILED, "finished_at": now, "duration_ms": event.duration_ms, "lease_expires_at": None,
-                    "error": event.error, "error_kind": event.error_kind.value, "worker": worker}
+                    "error": event.error, "error_kind": event.error_kind.value, "error_advice": event.advice,
+                    "worker": worker}
         case EventType.CANCELLED:
             return {"state": CANCELLED, "finished_at": now, "lease_expires_at": None}
     raise ValueError(f"no transition for {event.type}")

@@ -50,7 +50,8 @@ def failed_jobs(session_id: int | None = None, limit: int | None = None) -> list
     return [{"id": job.id, "type": job.type, "queue": _queue_of(job.type), "session_id": job.session_id,
              "document_id": job.document_id, "path": job.document.path, "sha256": job.document.sha256,
              "attempts": job.attempt, "max_attempts": job.max_attempts, "error": job.error,
-             "error_kind": job.error_kind, "worker": job.worker, "finished_at": job.finished_at}
+             "error_kind": job.error_kind, "advice": job.error_advice, "worker": job.worker,
+             "finished_at": job.finished_at}
             for job in query]
 
 

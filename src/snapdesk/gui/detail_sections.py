@@ -73,7 +73,8 @@ class JobCard(QFrame):
         head.addWidget(self.retry_button)
         self.permanent_label = QLabel("Permanent")
         self.permanent_label.setObjectName("permanent")
-        self.permanent_label.setToolTip("No retry will cure this. If the file is fixed or replaced, Retry comes back")
+        self.permanent_label.setToolTip(_sentence(job["advice"]) if job.get("advice") else
+                                        "No retry will cure this. If the file is fixed or replaced, Retry comes back")
         self.permanent_label.setVisible(self.permanent)
         head.addWidget(self.permanent_label)
         layout.addLayout(head)
@@ -92,7 +93,9 @@ class JobCard(QFrame):
         info.setObjectName("muted")
         layout.addWidget(info)
         if job.get("error"):
-            if self.permanent and job["state"] == "failed":
+            if self.permanent and job["state"] == "failed" and job.get("advice"):
+                note = " " + _sentence(job["advice"])  # the file is not at fault: what to do instead
+            elif self.permanent and job["state"] == "failed":
                 note = " No retry will cure this."
             elif job.get("error_kind") == "permanent" and cures:
                 note = " The file has changed since it was added: Retry processes its new content."
@@ -266,3 +269,9 @@ class DescriptionSection(QFrame):
     def wanted(job: dict) -> bool:
         result = job.get("result") or {}
         return job["type"] == "describe" and job["state"] == "complete" and bool(result.get("description"))
+
+
+def _sentence(text: str) -> str:
+    """Advice as a sentence of its own: capitalised, with its full stop."""
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

@@ -42,7 +42,8 @@ class MeaningControls(QObject):
         self.toggle.setAccessibleName("Search by meaning too")
         self.similar_action = QAction("Find Similar", self)
         self.similar_action.setToolTip("The documents most like this one")
-        self.similar_action.triggered.connect(lambda: self.similar(self.similar_action.data()))
+        #: Its data: the document's (id, file name), set by the menu that shows it.
+        self.similar_action.triggered.connect(lambda: self.similar(*(self.similar_action.data() or (None,))))
 
         self.panel = QFrame()
         self.panel.setObjectName("meaningResults")
@@ -92,7 +93,8 @@ class MeaningControls(QObject):
             operations.search(self.owner, text).success(on_matches).run()  # the words' hits still filter the grid
         operations.search_meaning(self.owner, text, LIMIT).success(found).failure(failed).run()
 
-    def similar(self, doc_id: int | None) -> None:
+    def similar(self, doc_id: int | None, name: str = "") -> None:
+        """The documents most like one, its file ``name`` in the heading."""
         if doc_id is None:
             return
         self._generation += 1
@@ -100,7 +102,7 @@ class MeaningControls(QObject):
 
         def found(results: list[dict]) -> None:
             if generation == self._generation:
-                self.show_results(f"Most like document {doc_id}", results)
+                self.show_results(f"Most like {name or f'document {doc_id}'}", results)
 
         def failed(error: Exception) -> None:
             if generation == self._generation:

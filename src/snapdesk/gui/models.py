@@ -272,7 +272,9 @@ class DocumentModel(_CoalescingListModel):
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.AccessibleDescriptionRole):
             text = f"{row.path}\n{STATUS_TEXT.get(row.status, row.status)}"
             text = f"{text}: {row.error}" if row.error else text
-            if row.permanent:
+            if row.permanent and row.advice:  # the file is not at fault: what to do instead
+                text += f"\n{row.advice[:1].upper()}{row.advice[1:]}."
+            elif row.permanent:
                 text += "\nNo retry will cure this (fix or replace the file, and Retry comes back)."
             elif row.status == FAILED_DOC:
                 text += "\nRetry (Ctrl+R) queues it again."

@@ -62,6 +62,8 @@ class DocRow:
     thumbs: dict = field(default_factory=dict, compare=False, hash=False)
     #: The first error of a failed job, for the tile and its tooltip.
     error: str | None = None
+    #: What to do about that failure, when the usual "fix or replace the file" would mislead.
+    advice: str | None = None
     #: The summary's title, once there is one.
     title: str | None = None
     failed_job_ids: tuple[int, ...] = ()
@@ -165,7 +167,7 @@ def _doc_row(doc: dict, jobs: list[dict]) -> DocRow:
         # The share of the document's work done: finished jobs count whole, a running one by its progress.
         done = sum(100 if j["state"] in TERMINAL else j["progress"] if j["state"] == RUNNING else 0 for j in jobs)
         progress = int(done / len(jobs)) or None
-    blurhash, thumbs, title, error, failed, curable = None, {}, None, None, [], []
+    blurhash, thumbs, title, error, advice, failed, curable = None, {}, None, None, None, [], []
     duration = None
     unfinished = tuple(j["id"] for j in jobs if j["state"] in UNFINISHED)
     for job in jobs:
@@ -177,12 +179,13 @@ def _doc_row(doc: dict, jobs: list[dict]) -> DocRow:
             title = job["title"]
         if job["state"] == FAILED:
             failed.append(job["id"])
-            error = error or job["error"]
+            if error is None:
+                error, advice = job["error"], job.get("error_advice")
             if retry_cures(FAILED, job.get("error_kind"), doc):
                 curable.append(job["id"])
     return DocRow(id=doc["id"], session_id=doc["session"], path=doc["path"], size=doc["size"],
                   width=doc["width"], height=doc["height"], status=status, progress=progress, blurhash=blurhash, duration=duration,
-                  thumbs=thumbs, title=title, error=error, failed_job_ids=tuple(failed),
+                  thumbs=thumbs, title=title, error=error, advice=advice, failed_job_ids=tuple(failed),
                   unfinished_job_ids=unfinished, retry_job_ids=tuple(curable),
                   jobs_done=sum(s in TERMINAL for s in states), jobs_total=len(jobs), taken_at=doc.get("taken_at"))
 
@@ -192,7 +195,7 @@ def _json(path: str, alias: str):
     return fn.json_extract(Job.result, path).alias(alias)
 
 
-_JOB_FIELDS = (Job.id, Job.document, Job.type, Job.state, Job.progress, Job.error, Job.error_kind,
+_JOB_FIELDS = (Job.id, Job.document, Job.type, Job.state, Job.progress, Job.error, Job.error_kind, Job.error_advice,
                _json("$.blurhash", "blurhash"), _json("$.video.duration", "duration"),
                _json("$.thumbnails.sm.path", "sm"),
                _json("$.thumbnails.md.path", "md"), _json("$.thumbnails.lg.path", "lg"), _json("$.title", "title"))
@@ -214,7 +217,7 @@ def document_files(doc_ids: Iterable[int]) -> dict[int, dict]:
 #: same columns as ``_DOC_FIELDS`` and ``_JOB_FIELDS`` under the same names.
 _DOCS_BY_ID = ("SELECT id, session_id AS session, path, size, width, height, mtime, sha256, taken_at "
                "FROM document WHERE id IN ({}) ORDER BY id")
-_JOBS_BY_DOC = ("SELECT id, document_id AS document, type, state, progress, error, error_kind, "
+_JOBS_BY_DOC = ("SELECT id, document_id AS document, type, state, progress, error, error_kind, error_advice, "
                 "json_extract(result, '$.blurhash') AS blurhash, json_extract(result, '$.video.duration') AS duration, "
                 "json_extract(result, '$.thumbnails.sm.path') AS sm, "
                 "json_extract(result, '$.thumbnails.md.path') AS md, json_extract(result, '$.thumbnails.lg.path') AS lg, "

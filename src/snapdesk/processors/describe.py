@@ -4,8 +4,8 @@ The input is always the 600 px thumbnail (WebP bytes), never the original, plus 
 knows of the document: its name, its size in pixels, a few EXIF fields, and its OCR text.
 
 ``describe_offline`` needs no model: the dominant colours (a palette with names and shares),
-brightness and colourfulness, orientation, and tags from the metadata (camera, night, portrait,
-screenshot, document) and from the OCR text; labelled ``source: offline``, as the extractive
+brightness and colourfulness, orientation, and tags from the metadata (camera, night, the format:
+"portrait format" and so on, screenshot, document) and from the OCR text; labelled ``source: offline``, as the extractive
 summary is. ``describe_llm`` sends the picture as a data URL to an OpenAI-compatible
 chat-completions endpoint (OpenAI, OpenRouter, Ollama, llama.cpp's server, LM Studio), asks for
 a JSON object of the design's fields (description, detailed description, tags, categories,
@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from . import llm, summary
 from .errors import PermanentError
+from .metadata import camera_name
 
 #: The fields a model is asked for, as a JSON schema (the structured-output request).
 FIELDS = ("description", "detailed_description", "tags", "categories", "objects", "colors", "mood", "style",
@@ -153,6 +154,12 @@ def orientation(width: int | None, height: int | None) -> str:
     return "square" if 0.95 <= ratio <= 1.05 else "landscape" if ratio > 1 else "portrait"
 
 
+#: The tag of each orientation: the picture's format, never a word of what it shows ("square" is a
+#: shape, "landscape" a scene, "portrait" a photo of a person).
+#: The search index keeps each as one word (``engine.meaning.index_words``).
+FORMAT_TAGS = {"square": "square format", "landscape": "landscape format", "portrait": "portrait format"}
+
+
 #: Common screen sizes (a PNG of exactly such a size, from no camera, is likely a screenshot).
 SCREEN_SIZES = frozenset({(1024, 768), (1280, 720), (1280, 800), (1366, 768), (1440, 900), (1536, 864), (1600, 900),
                           (1680, 1050), (1920, 1080), (1920, 1200), (2048, 1536), (2560, 1440), (2560, 1600),
@@ -176,8 +183,8 @@ def metadata_tags(name: str, width: int | None, height: int | None, exif: dict[s
     elif brightness > 0.75:
         tags.append("bright")
     shape = orientation(width, height)
-    if shape != "unknown":
-        tags.append(shape)
+    if shape in FORMAT_TAGS:
+        tags.append(FORMAT_TAGS[shape])
     words = re.findall(r"[A-Za-z]{3,}", text)
     screenshot = bool(_SCREEN_NAME.search(name)) or (not camera and name.lower().endswith(".png")
                                                      and ((width, height) in SCREEN_SIZES or (height, width) in SCREEN_SIZES))
@@ -231,9 +238,10 @@ def describe_offline(image_bytes: bytes, *, name: str = "", width: int | None = 
     what = ("screenshot" if "screenshot" in tags else "document" if "document" in tags else
             "photo" if "camera" in tags else "picture")
     shape = orientation(width, height)
-    description = (f"A {light}, {tone} {shape + ' ' if shape != 'unknown' else ''}{what}, mostly "
+    description = (f"A {light}, {tone} {what}{' in ' + FORMAT_TAGS[shape] if shape in FORMAT_TAGS else ''}, mostly "
                    f"{_join(names[:3]) or 'without a dominant colour'}.")
-    camera = " ".join(str((exif or {}).get(k) or "").strip() for k in ("make", "model")).strip()
+    camera = camera_name(str((exif or {}).get("make") or "").strip() or None,
+                         str((exif or {}).get("model") or "").strip() or None)
     details = [description]
     if camera:
         details.append(f"Taken with a {camera}.")
@@ -244,8 +252,8 @@ def describe_offline(image_bytes: bytes, *, name: str = "", width: int | None = 
         "description": description, "detailed_description": " ".join(details), "tags": tags,
         "categories": [c for c in ("document", "screenshot") if c in tags], "objects": [],
         "colors": names, "palette": colours, "brightness": brightness, "colorfulness": colorfulness,
-        "orientation": shape, "mood": "", "style": what, "composition": f"{shape} orientation" if shape != "unknown"
-        else "", "searchable_text": " ".join(dict.fromkeys([*names, *tags, what])),
+        "orientation": shape, "mood": "", "style": what, "composition": FORMAT_TAGS.get(shape, ""),
+        "searchable_text": " ".join(dict.fromkeys([*names, *tags, what])),
         "model": "offline", "source": "offline", "tokens": 0,
     }
 
@@ -278,12 +286,13 @@ def describe_llm(image_bytes: bytes, *, base_url: str, api_key: str, model: str,
         {"role": "user", "content": [{"type": "text", "text": hint}, {"type": "image_url", "image_url": {"url": url}}]}]
     base = llm.client(base_url, api_key, timeout)
     client: Any = _SchemaClient(base, {"response_format": response_format()})
-    tokens, problem = 0, None
-    for attempt in range(3):  # the answer, one repair attempt, and one without structured output if refused
+    tokens, problem, repaired = 0, None, False
+    while True:  # the answer; once without structured output if the server refuses it; one repair
         try:
             reply, used = llm.complete(client, model, messages, base_url)
         except PermanentError as exc:
-            if attempt == 0 and "400" in str(exc) and re.search(r"response_format|json_schema|schema", str(exc), re.I):
+            if client is not base and "400" in str(exc) and re.search(r"response_format|json_schema|schema", str(exc),
+                                                                      re.I):
                 client = base  # a server without structured output: the prompt alone asks for JSON
                 continue
             raise
@@ -292,6 +301,9 @@ def describe_llm(image_bytes: bytes, *, base_url: str, api_key: str, model: str,
             answer = Description.model_validate(llm.parse_json(reply))
         except (ValueError, ValidationError) as exc:
             problem = llm.explain(exc)
+            if repaired:
+                break
+            repaired = True
             messages = messages + [{"role": "assistant", "content": reply},
                                    {"role": "user", "content": f"That reply was not valid: {problem}. Reply with "
                                                                "only the corrected JSON object, with the keys asked for."}]
@@ -302,7 +314,14 @@ def describe_llm(image_bytes: bytes, *, base_url: str, api_key: str, model: str,
         return {**data, **{k: offline[k] for k in ("palette", "brightness", "colorfulness", "orientation")},
                 "model": model, "source": "llm", "tokens": tokens}
     raise PermanentError(f"the model {model} did not return a valid description, even when asked to repair it: "
-                         f"{problem}")
+                         f"{problem}", advice=model_advice(model))
+
+
+def model_advice(model: str) -> str:
+    """What to do when a model's answers do not follow the schema: the file is not at fault."""
+    return (f"the file is fine, the model {model} is not: choose a vision model that follows JSON schemas "
+            "(SNAPDESK_VISION_MODEL, or the vision model in Settings), then run it again (snapdesk retry --force, "
+            "or Reprocess in the window)")
 
 
 def check_vision(base_url: str, api_key: str, model: str, timeout: float = 30.0) -> str:

@@ -4,9 +4,17 @@ import re
 
 
 class JobError(Exception):
-    """A failure with a message meant for the person using SnapDesk."""
+    """A failure with a message meant for the person using SnapDesk.
+
+    ``advice`` says what to do about it when the usual word for its kind would mislead: a permanent
+    failure reads "fix or replace the file" unless it carries advice of its own (a model that
+    cannot follow the schema is not the file's fault). It travels with the failure to the owner."""
 
     kind = "retryable"
+
+    def __init__(self, *args: object, advice: str | None = None):
+        super().__init__(*args)
+        self.advice = advice
 
 
 class PermanentError(JobError):

@@ -51,7 +51,7 @@ def read_metadata(source: bytes, kind: str = "image") -> dict[str, Any]:
         from .video import container_metadata  # FFmpeg is loaded only when a video comes
 
         out = container_metadata(source)
-        camera = _camera(out.get("make"), out.get("model"))
+        camera = camera_name(out.get("make"), out.get("model"))
         return {**out, "camera": camera} if camera else out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns of each damaged tag it skips: that is expected here
@@ -88,7 +88,7 @@ def _read(source: bytes) -> dict[str, Any]:
     if "taken" in out:
         taken, at = out.pop("taken")
         out["taken"], out["taken_at"] = taken, at
-    camera = _camera(out.get("make"), out.get("model"))
+    camera = camera_name(out.get("make"), out.get("model"))
     if camera:
         out["camera"] = camera
     if "exposure_time" in out:
@@ -164,7 +164,8 @@ def _lens(make: Any, model: Any) -> str | None:
     return model_text or make_text
 
 
-def _camera(make: str | None, model: str | None) -> str | None:
+def camera_name(make: str | None, model: str | None) -> str | None:
+    """The camera as a person names it: its make once ("Canon EOS R5", not "Canon Canon EOS R5")."""
     if make and model and not model.lower().startswith(make.split()[0].lower()):
         return f"{make} {model}"
     return model or make

@@ -178,6 +178,8 @@ class Job(BaseModel):
     worker = peewee.TextField(null=True)
     error = peewee.TextField(null=True)
     error_kind = peewee.TextField(null=True)
+    #: What to do about a failure when its kind's usual word would mislead (``JobError.advice``).
+    error_advice = peewee.TextField(null=True)
     result = JSONField(null=True)
     #: The job whose result this one reuses (same content, already processed).
     reused_from = peewee.IntegerField(null=True)

@@ -7,6 +7,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton
 
+from snapdesk.gui.models import IdRole
+
 from chat_server import ChatServer
 from test_meaning import make_folder
 
@@ -55,9 +57,13 @@ def test_descriptions_tags_colours_and_search_by_meaning_in_the_window(open_wind
     swatches = [s for s in window.details.findChildren(QLabel, "swatch")]
     assert swatches and swatches[0].accessibleName().startswith("blue ")
     # A tag searches for its documents.
+    red = next(r for r in _rows(window) if r.name == "red-circle.jpg")
     qtbot.mouseClick(next(b for b in tags if b.text() == "circle"), Qt.MouseButton.LeftButton)
     assert window.header.search.text() == "circle"
     qtbot.waitUntil(lambda: window.filtered.rowCount() == 3, timeout=WAIT)  # the circles and the copy
+    # The document whose tag was clicked is among them: still selected, its details still shown.
+    qtbot.waitUntil(lambda: window.grid.currentIndex().data(IdRole) == red.id, timeout=WAIT)
+    assert window.details.doc_id == red.id and window.details.findChild(QLabel, "describeText") is not None
 
     # The Meaning toggle: the words' hits first, then by meaning, ranked, with their scores.
     window.header.meaning.toggle.setChecked(True)
@@ -68,6 +74,7 @@ def test_descriptions_tags_colours_and_search_by_meaning_in_the_window(open_wind
     assert items.item(0).text().startswith("1. yellow-square.jpg")
     assert "score" in items.item(items.count() - 1).text()
     assert window.filtered.rowCount() == 5  # every picture is near in some way: all stay in the grid
+    assert window.grid.currentIndex().data(IdRole) == red.id and window.details.doc_id == red.id
 
     # Find Similar on the document's menu: the resized copy first.
     window.header.search.clear()
@@ -77,6 +84,7 @@ def test_descriptions_tags_colours_and_search_by_meaning_in_the_window(open_wind
     similar.trigger()
     qtbot.waitUntil(lambda: window.header.meaning.panel.isVisible() and items.count() > 0
                     and "Most like" in window.header.meaning.heading.text(), timeout=WAIT)
+    assert window.header.meaning.heading.text() == "Most like red-circle.jpg"  # its name, not its number
     assert items.item(0).text().startswith("1. copy-small.png  ·  score 1.000")
 
 
@@ -122,3 +130,23 @@ def test_the_settings_dialog_tests_the_vision_and_embeddings_models(settings, qt
         answer = test()
         assert answer.startswith("✗ descriptions: the LLM endpoint") and "embeddings: the embeddings endpoint" in answer
         assert "refused the API key (401)" in answer
+
+
+def test_the_search_field_grows_with_the_window_and_still_fits_a_small_one(open_window, tmp_path, qtbot):
+    make_folder(tmp_path / "photos")
+    window = open_window()
+    window.import_paths([str(tmp_path / "photos")])  # no worker: a session to show is enough
+    search, bar = window.header.search, window.header
+    qtbot.waitUntil(lambda: search.isVisible(), timeout=WAIT)
+    assert window.minimumSizeHint().width() <= 1366 and search.minimumWidth() == 120
+    widths = {}
+    for width, height in ((1366, 768), (1600, 800), (1800, 900)):
+        window.resize(width, height)
+        qtbot.waitUntil(lambda: window.width() == width and search.geometry().right() < bar.meaning.toggle.x(),
+                        timeout=WAIT)
+        assert bar.retry_failed_button.geometry().right() <= bar.width()  # nothing of the header is cut off
+        widths[width] = search.width()
+    # At least 120 px where the header is at its narrowest; it grows with the window, up to 260 px,
+    # so that "beach at sunset" is not cut off.
+    assert 120 == widths[1366] < widths[1600] <= widths[1800] == 260
+    assert search.fontMetrics().horizontalAdvance("beach at sunset") + 40 < widths[1600]

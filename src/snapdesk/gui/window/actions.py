@@ -152,7 +152,7 @@ def grid_menu(window: Window, rows: list[DocRow]) -> QMenu:
     if any(not r.unfinished_job_ids for r in rows):
         menu.addAction(window.reprocess_action)
     if len(rows) == 1:
-        window.header.meaning.similar_action.setData(rows[0].id)
+        window.header.meaning.similar_action.setData((rows[0].id, rows[0].name))
         menu.addAction(window.header.meaning.similar_action)
     return menu
 

@@ -70,6 +70,12 @@ class Window(QMainWindow):
     def restart_library(self, settings: Settings) -> None:
         raise NotImplementedError
 
+    def search_changing(self, change: Any) -> None:
+        raise NotImplementedError
+
+    def search_settled(self) -> None:
+        raise NotImplementedError
+
     def cycle_pane(self, step: int) -> None:
         raise NotImplementedError
 

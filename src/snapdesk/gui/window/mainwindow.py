@@ -66,6 +66,11 @@ class MainWindow(Window):
         self.setWindowIcon(app_icon())
         style.restyle(self)
         self.current_session: int | None = None
+        #: The document selected when a search began changing the grid: selected again once the search
+        #: shows it (the file-name filter may hide it until the text index answers).
+        self.kept_document: int | None = None
+        #: A search is changing the grid: the current tile moving is not the person's choice.
+        self.filtering = False
         self.importing = 0
         self.last_status: dict = {}
         self.taskbar = TaskbarProgress()
@@ -289,6 +294,7 @@ class MainWindow(Window):
         self.duplicates.show_session(session_id)
         self.header.session_changed()
         self.documents.load(session_id, [])
+        self.kept_document = None
         self.details.clear()
         self._show_session(self.sessions.row_by_id(session_id) if session_id is not None else None)
         if session_id is not None:
@@ -351,9 +357,14 @@ class MainWindow(Window):
     def _request_details(self) -> None:
         index = self.grid.currentIndex()
         doc_id = index.data(IdRole) if index.isValid() else None
+        if self.filtering and self.kept_document is not None and doc_id != self.kept_document:
+            return  # a search hid it, or moved the current tile: its details stay until the search ends
         if doc_id is None:
+            self.kept_document = None
             self.details.clear()
             return
+        if not self.filtering:
+            self.kept_document = None
         operations.document_details(self.owner, doc_id) \
             .success(lambda details, d=doc_id: self._details_arrived(d, details)).run()
 
@@ -371,6 +382,39 @@ class MainWindow(Window):
             self._request_details()
         self.header.documents_changed()
         self.duplicates.documents_changed()
+
+    # -- the selection while a search changes the grid ----------------------------------
+    def search_changing(self, change: Any) -> None:
+        """Run ``change`` (a search filtering the grid), keeping the selected document and its
+        details: selected again when the search shows it, forgotten when the search ends without it."""
+        index = self.grid.currentIndex()
+        if self.kept_document is None and index.isValid():
+            self.kept_document = index.data(IdRole)
+        self.filtering = True
+        try:
+            change()
+            self._select_kept()
+        finally:
+            self.filtering = False
+
+    def search_settled(self) -> None:
+        """The search's hits are in: the kept document is selected, or, when it is not among them,
+        forgotten (and the details follow the current tile, if any)."""
+        if self.kept_document is None:
+            return
+        if not self._select_kept():
+            self.kept_document = None
+            self._request_details()
+
+    def _select_kept(self) -> bool:
+        if self.kept_document is None:
+            return False
+        index = self.filtered.mapFromSource(self.documents.index_of(self.kept_document))
+        if not index.isValid():
+            return False
+        if self.grid.currentIndex() != index:
+            self.grid.setCurrentIndex(index)
+        return True
 
     def _show_document(self, session_id: int, doc_id: int) -> None:
         """Select a document found by a search (its session first, when another is shown)."""

@@ -57,21 +57,23 @@ class SessionHeader(QWidget):
         self.filter_bar = FilterBar()
         self.filter_buttons = self.filter_bar.buttons
         bar.addWidget(self.filter_bar)
-        bar.addStretch(1)
+        bar.addStretch(1)  # what the search field leaves
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search (Ctrl+F)")
         self.search.setToolTip("Search the names and text of the documents (Ctrl+F)")
         self.search.setAccessibleName("Search names and text")
         self.search.installEventFilter(self)  # Escape clears it and goes back to the grid
         self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(120)  # the header fits beside the details on a 1366 px screen
-        self.search.setMaximumWidth(300)
+        # At least 120 px, so the header fits beside the details on a 1366 px screen and in a 790 px
+        # window; it takes the room a wider window gives (before the stretch beside it) up to 260 px.
+        self.search.setMinimumWidth(120)
+        self.search.setMaximumWidth(260)
         self.search.textChanged.connect(self._search_changed)
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(self.SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(self._full_text_search)
-        bar.addWidget(self.search)
+        bar.addWidget(self.search, 4)
         self.meaning = MeaningControls(window.owner, self.search, self)  # search by meaning, Find Similar
         self.meaning.toggle.toggled.connect(lambda _: self.search.text().strip() and self._search_timer.start())
         bar.addWidget(self.meaning.toggle)
@@ -168,7 +170,11 @@ class SessionHeader(QWidget):
         return super().eventFilter(obj, event)
 
     def _search_changed(self, text: str) -> None:
-        self._window.filtered.set_search(text)  # file names at once; the text index a moment later
+        # File names at once; the text index a moment later. The selected document stays selected
+        # (and its details shown) when the search shows it.
+        self._window.search_changing(lambda: self._window.filtered.set_search(text))
+        if not text.strip():
+            self._window.search_settled()
         self.update_empty_text()
         self.update_counts()
         self.other_matches.hide()
@@ -186,7 +192,9 @@ class SessionHeader(QWidget):
         def found(by_session: dict[int, set[int]]) -> None:
             if text != self.search.text() or session != self._window.current_session:
                 return  # a newer search, or another session, asks again
-            self._window.filtered.set_matches(by_session.get(session, set()) if session is not None else set())
+            self._window.search_changing(lambda: self._window.filtered.set_matches(
+                by_session.get(session, set()) if session is not None else set()))
+            self._window.search_settled()
             self.update_counts()
             self._show_other_matches({s: len(ids) for s, ids in by_session.items() if s != session})
         if self.meaning.toggle.isChecked():
