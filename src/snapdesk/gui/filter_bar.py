@@ -20,6 +20,7 @@ class FilterBar(QWidget):
         self.labels = dict(FILTER_LABELS if labels is None else labels)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
         self.group = QButtonGroup(self)
         self.group.setExclusive(True)
         self.buttons: dict[str, QToolButton] = {}

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime
 import html
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from .. import operations
@@ -53,19 +54,21 @@ class SessionHeader(QWidget):
         self.skipped_line = SkippedLine()  # "12 files skipped — Show"
         layout.addWidget(self.skipped_line)
 
-        bar = QHBoxLayout()
+        # The filters, then the search field, its Meaning toggle and Retry Failed: on one row when the
+        # header is wide enough, the search's on a row of its own below the filters when it is not
+        # (``resizeEvent``), so that a session fits a 1024 px window beside the sessions and details.
+        self._bar = QHBoxLayout()
         self.filter_bar = FilterBar()
         self.filter_buttons = self.filter_bar.buttons
-        bar.addWidget(self.filter_bar)
-        bar.addStretch(1)  # what the search field leaves
+        self._bar.addWidget(self.filter_bar)
+        self._bar.addStretch(1)  # what the search field leaves
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search (Ctrl+F)")
         self.search.setToolTip("Search the names and text of the documents (Ctrl+F)")
         self.search.setAccessibleName("Search names and text")
         self.search.installEventFilter(self)  # Escape clears it and goes back to the grid
         self.search.setClearButtonEnabled(True)
-        # At least 120 px, so the header fits beside the details on a 1366 px screen and in a 790 px
-        # window; it takes the room a wider window gives (before the stretch beside it) up to 260 px.
+        # At least 120 px; it takes the room a wider window gives, up to 260 px.
         self.search.setMinimumWidth(120)
         self.search.setMaximumWidth(260)
         self.search.textChanged.connect(self._search_changed)
@@ -73,14 +76,21 @@ class SessionHeader(QWidget):
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(self.SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(self._full_text_search)
-        bar.addWidget(self.search, 4)
         self.meaning = MeaningControls(window.owner, self.search, self)  # search by meaning, Find Similar
         self.meaning.toggle.toggled.connect(lambda _: self.search.text().strip() and self._search_timer.start())
-        bar.addWidget(self.meaning.toggle)
         self.retry_failed_button = QPushButton("Retry Failed")
         self.retry_failed_button.setToolTip("Queue every failed job of this session again")
-        bar.addWidget(self.retry_failed_button)
-        layout.addLayout(bar)
+        #: The search field, its Meaning toggle and Retry Failed: beside the filters, or on the row below.
+        self._search_widgets = (self.search, self.meaning.toggle, self.retry_failed_button)
+        for w in self._search_widgets:
+            self._bar.addWidget(w, 4 if w is self.search else 0)
+        layout.addLayout(self._bar)
+        self._below = QHBoxLayout()  # the search's row of its own, flush left; empty while it is beside the filters
+        self._below.addStretch(1)
+        layout.addLayout(self._below)
+        self._search_below = False  # the search's row under the filters' (narrow) or beside them (wide)
+        # The header's least width is the narrow one's, not that of everything on one row.
+        layout.setSizeConstraint(QVBoxLayout.SizeConstraint.SetNoConstraint)
 
         self.other_matches = QLabel()
         self.other_matches.setObjectName("otherMatches")
@@ -96,6 +106,37 @@ class SessionHeader(QWidget):
         self._counts_timer.setSingleShot(True)
         self._counts_timer.setInterval(self.COUNTS_DELAY_MS)
         self._counts_timer.timeout.connect(self.update_counts)
+
+    # -- fitting its width ---------------------------------------------------------------
+    def minimumSizeHint(self) -> QSize:
+        layout = self.layout()
+        assert layout is not None
+        margins = layout.contentsMargins()
+        width = max(self.filter_bar.minimumSizeHint().width(), self._search_row_width(),
+                    self.session_info.minimumSizeHint().width()) + margins.left() + margins.right()
+        return QSize(width, layout.minimumSize().height())
+
+    def _search_row_width(self) -> int:
+        """The least width of the search field, its toggle and Retry Failed on one row."""
+        widths = [self.search.minimumWidth(), self.meaning.toggle.minimumSizeHint().width(),
+                  self.retry_failed_button.minimumSizeHint().width()]
+        return sum(widths) + self._bar.spacing() * (len(widths) - 1)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        one_row = (self.filter_bar.sizeHint().width() + self._bar.spacing()
+                   + self._search_row_width())
+        below = event.size().width() < one_row
+        if below != self._search_below:
+            self._search_below = below
+            source, target = (self._bar, self._below) if below else (self._below, self._bar)
+            for i, w in enumerate(self._search_widgets):
+                source.removeWidget(w)
+                if below:
+                    target.insertWidget(i, w, 4 if w is self.search else 0)  # before the stretch
+                else:
+                    target.addWidget(w, 4 if w is self.search else 0)
+            self.updateGeometry()
 
     # -- the session ---------------------------------------------------------------------
     def _row(self) -> SessionRow | None:
