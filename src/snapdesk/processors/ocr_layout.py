@@ -190,14 +190,14 @@ def deslant(line: np.ndarray) -> np.ndarray:
     ink = (line < (lo + hi) / 2).astype(np.float32)
     best, best_score = 0.0, float(np.square(ink.sum(axis=0)).sum())
     for slant in SLANTS:
-        shear = np.float32([[1, slant, -slant * height / 2], [0, 1, 0]])
+        shear = np.array([[1, slant, -slant * height / 2], [0, 1, 0]], np.float32)
         columns = cv2.warpAffine(ink, shear, (width, height), flags=cv2.INTER_NEAREST).sum(axis=0)
         score = float(np.square(columns).sum())
         if score > best_score:
             best, best_score = slant, score
     if not best:
         return line
-    shear = np.float32([[1, best, -best * height / 2], [0, 1, 0]])
+    shear = np.array([[1, best, -best * height / 2], [0, 1, 0]], np.float32)
     return cv2.warpAffine(line, shear, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
