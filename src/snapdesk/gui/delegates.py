@@ -18,6 +18,7 @@ from PySide6.QtCore import (
     QRect,
     QRectF,
     QSize,
+    QSizeF,
     Qt,
     Signal,
 )
@@ -29,6 +30,8 @@ from PySide6.QtGui import (
     QPainter,
     QPainterPath,
     QPen,
+    QPixmap,
+    QRegion,
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
@@ -93,6 +96,10 @@ class DocumentDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.images = images
         self.phase = 0.0
+        self._badges: dict[tuple, QPixmap] = {}  # (badge, device pixel ratio) -> its picture
+        #: The region being repainted, while the grid paints (``DocumentGrid.paintEvent``): a tile of
+        #: which only the badge is dirty is painted in part.
+        self.dirty: QRegion | None = None
 
     def sizeHint(self, option, index) -> QSize:
         return QSize(self.TILE)
@@ -120,6 +127,13 @@ class DocumentDelegate(QStyledItemDelegate):
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        if self.dirty is not None and not selected and self.badge_rect(rect).toAlignedRect().adjusted(-1, -1, 1, 1) \
+                .contains(self.dirty.intersected(rect).boundingRect()):
+            # Only the badge is being repainted (a running tile's spinner turning): what lies under it.
+            self._paint_image(p, rect, row, palette)
+            self._paint_badge(p, rect, row, palette)
+            p.restore()
+            return
 
         tile = QRectF(rect).adjusted(1, 1, -1, -1)
         base = palette.base().color()
@@ -256,20 +270,40 @@ class DocumentDelegate(QStyledItemDelegate):
                      area.top() + (area.height() - size.height()) // 2, size.width(), size.height())
 
     def _paint_badge(self, p: QPainter, rect: QRect, row: DocRow, palette) -> None:
-        b = self.badge_rect(rect)
-        center = b.center()
+        """The status badge in the image's corner, copied from a picture drawn once per look: drawn
+        afresh, its antialiased circles were the dearest part of a tile (the spinner of each running
+        tile on screen is repainted 16 times a second)."""
         if row.status == RUNNING:
-            p.setPen(Qt.PenStyle.NoPen)
-            p.setBrush(QColor(255, 255, 255, 220))
-            p.drawEllipse(b)
-            fraction = row.progress / 100 if row.progress else None
-            draw_ring(p, b.adjusted(3, 3, -3, -3), fraction, BLUE, QColor(0, 0, 0, 40), 2.5, self.phase)
-        elif row.status == QUEUED:
-            _badge(p, center, 9, GREY, "clock")
-        elif row.status == COMPLETE:
-            _badge(p, center, 9, GREEN, "check")
-        elif row.status == FAILED_DOC:
-            _badge(p, center, 9, RED, "bang")
+            key: tuple = ("progress", row.progress) if row.progress else ("spinner", round(self.phase) % 360)
+        elif row.status in (QUEUED, COMPLETE, FAILED_DOC):
+            key = (row.status,)
+        else:
+            return
+        b = self.badge_rect(rect)
+        p.drawPixmap(b.topLeft(), self._badge_picture(key, b.size(), p.device().devicePixelRatioF()))
+
+    def _badge_picture(self, key: tuple, size: QSizeF, ratio: float) -> QPixmap:
+        picture = self._badges.get((key, ratio))
+        if picture is None:
+            picture = QPixmap((size * ratio).toSize())
+            picture.setDevicePixelRatio(ratio)
+            picture.fill(Qt.GlobalColor.transparent)
+            q = QPainter(picture)
+            q.setRenderHint(QPainter.RenderHint.Antialiasing)
+            b = QRectF(QPointF(0, 0), size)
+            if key[0] == "progress" or key[0] == "spinner":
+                q.setPen(Qt.PenStyle.NoPen)
+                q.setBrush(QColor(255, 255, 255, 220))
+                q.drawEllipse(b)
+                fraction = key[1] / 100 if key[0] == "progress" else None
+                draw_ring(q, b.adjusted(3, 3, -3, -3), fraction, BLUE, QColor(0, 0, 0, 40), 2.5,
+                          key[1] if key[0] == "spinner" else 0.0)
+            else:
+                color, glyph = {QUEUED: (GREY, "clock"), COMPLETE: (GREEN, "check"), FAILED_DOC: (RED, "bang")}[key[0]]
+                _badge(q, b.center(), 9, color, glyph)
+            q.end()
+            self._badges[(key, ratio)] = picture
+        return picture
 
     @staticmethod
     def _paint_retry(p: QPainter, r: QRect, palette) -> None:

@@ -55,12 +55,31 @@ class DocumentGrid(QListView):
                 signal.connect(self.wake)
         self.wake()
 
+    def dataChanged(self, top_left, bottom_right, roles=()) -> None:  # noqa: N802 - Qt's name
+        """Repaint the changed tiles that are on screen, and nothing else.
+
+        Qt repaints the whole viewport for a change of more than one row, and a batch of events
+        changes rows all over a large session: every tile on screen was painted again, several
+        times a second, for changes nobody could see. Tiles have one fixed size, so nothing else
+        of Qt's handling (sizes, editors) applies here."""
+        model = self.model()
+        if model is None or not self.isVisible():
+            return
+        shown = self.visible_rows()
+        viewport = self.viewport()
+        for row in range(max(top_left.row(), shown.start), min(bottom_right.row() + 1, shown.stop)):
+            viewport.update(self.visualRect(model.index(row, 0)))
+
     def wake(self, *_) -> None:
         if not self._ticker.isActive():
             self._ticker.start()
 
     def paintEvent(self, event) -> None:
-        super().paintEvent(event)
+        self.delegate.dirty = event.region()
+        try:
+            super().paintEvent(event)
+        finally:
+            self.delegate.dirty = None
         model = self.model()
         if model is not None and model.rowCount() == 0 and self.empty_text:
             p = QPainter(self.viewport())
