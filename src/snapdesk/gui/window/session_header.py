@@ -112,7 +112,7 @@ class SessionHeader(QWidget):
         layout = self.layout()
         assert layout is not None
         margins = layout.contentsMargins()
-        width = max(self.filter_bar.minimumSizeHint().width(), self._search_row_width(),
+        width = max(self.filter_bar.sizeHint().width(), self._search_row_width(),
                     self.session_info.minimumSizeHint().width()) + margins.left() + margins.right()
         return QSize(width, layout.minimumSize().height())
 
@@ -124,9 +124,12 @@ class SessionHeader(QWidget):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        one_row = (self.filter_bar.sizeHint().width() + self._bar.spacing()
-                   + self._search_row_width())
-        below = event.size().width() < one_row
+        self._fit_rows(event.size().width())
+
+    def _fit_rows(self, width: int) -> None:
+        """The search beside the filters if both fit in ``width`` whole, else on the row below."""
+        one_row = self.filter_bar.sizeHint().width() + self._bar.spacing() + self._search_row_width()
+        below = width < one_row
         if below != self._search_below:
             self._search_below = below
             source, target = (self._bar, self._below) if below else (self._below, self._bar)
@@ -136,7 +139,7 @@ class SessionHeader(QWidget):
                     target.insertWidget(i, w, 4 if w is self.search else 0)  # before the stretch
                 else:
                     target.addWidget(w, 4 if w is self.search else 0)
-            self.updateGeometry()
+        self.updateGeometry()  # the least width follows the filters' labels
 
     # -- the session ---------------------------------------------------------------------
     def _row(self) -> SessionRow | None:
@@ -189,6 +192,7 @@ class SessionHeader(QWidget):
             self.filter_bar.set_counts({"all": row.total, "queued": row.queued, "running": row.running,
                                         "failed": row.failed, "done": row.complete,
                                         DUPLICATES: filtered.duplicate_count()})
+        self._fit_rows(self.width())  # the labels' numbers may have grown
 
     def update_empty_text(self) -> None:
         """What the grid says when the filters leave nothing: why, rather than a blank."""
