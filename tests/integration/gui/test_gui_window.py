@@ -659,3 +659,45 @@ def test_the_status_bar_says_when_redis_is_gone_and_when_it_is_back(open_window,
         qtbot.waitUntil(lambda: statuses(window) == ["complete", "complete"], timeout=WAIT)
     finally:
         server.stop()
+
+
+def test_only_the_changed_tiles_on_screen_are_painted_again(open_window, tmp_path, qtbot):
+    """At thousands of events a second, a batch changes rows all over a large session; painting
+    every tile on screen again for each batch stalled the window (benchmarks/gui.py)."""
+    import dataclasses
+
+    window = open_window()
+    write_photos(tmp_path / "in", 60)
+    window.import_paths([str(tmp_path / "in")])  # no worker: the tiles stay as they are
+    qtbot.waitUntil(lambda: window.documents.rowCount() == 60, timeout=WAIT)
+    grid, model = window.grid, window.grid.model()
+    shown = grid.visible_rows()
+    assert 0 < len(shown) < 40
+    painted = []
+    paint = grid.delegate.paint
+    grid.delegate.paint = lambda p, option, index: (painted.append(index.data(RowRole).id), paint(p, option, index))
+    try:
+        qtbot.waitUntil(lambda: grid.verticalScrollBar().isVisible(), timeout=WAIT)  # laid out for 60 tiles
+        rows = [model.index(r, 0).data(RowRole) for r in range(model.rowCount())]
+        viewport = grid.viewport().rect()
+        on_screen = [r for r in range(model.rowCount()) if grid.visualRect(model.index(r, 0)).intersects(viewport)]
+        last = on_screen[-1]
+        assert len(on_screen) < model.rowCount() - 1 and model.index(last + 1, 0).isValid()
+        # The last tile on screen and the first below it: one range of rows, whose bounding box spans
+        # two lines whole, of which the first is on screen.
+        pair = rows[last:last + 2]
+        assert grid.visualRect(model.index(last, 0)).top() < grid.visualRect(model.index(last + 1, 0)).top()
+
+        def change(changed, done):
+            window.documents.update([dataclasses.replace(r, jobs_done=done) for r in changed])
+            window.documents.flush()
+
+        change(pair, 1)  # a first repaint: whatever was pending is done with it
+        qtbot.waitUntil(lambda: pair[0].id in painted, timeout=WAIT)
+        painted.clear()
+        change(rows[shown.stop:], 1)  # off screen
+        change(pair, 2)
+        qtbot.waitUntil(lambda: pair[0].id in painted, timeout=WAIT)
+        assert set(painted) == {pair[0].id}  # not the others on screen, nor any off it
+    finally:
+        grid.delegate.paint = paint
