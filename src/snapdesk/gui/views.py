@@ -56,19 +56,22 @@ class DocumentGrid(QListView):
         self.wake()
 
     def dataChanged(self, top_left, bottom_right, roles=()) -> None:  # noqa: N802 - Qt's name
-        """Repaint the changed tiles that are on screen, and nothing else.
+        """Qt's handling, one row at a time, for the changed rows that can be on screen.
 
-        Qt repaints the whole viewport for a change of more than one row, and a batch of events
-        changes rows all over a large session: every tile on screen was painted again, several
-        times a second, for changes nobody could see. Tiles have one fixed size, so nothing else
-        of Qt's handling (sizes, editors) applies here."""
+        For a range of rows Qt repaints the bounding box of all of them (whole lines of tiles), and
+        a batch of events changes rows all over a large session: tiles on screen were painted again,
+        several times a second, for changes nobody could see. One row at a time, Qt repaints that
+        tile (and tells accessibility tools); rows off screen need nothing."""
+        if top_left == bottom_right:
+            super().dataChanged(top_left, bottom_right, roles)
+            return
         model = self.model()
         if model is None or not self.isVisible():
             return
         shown = self.visible_rows()
-        viewport = self.viewport()
         for row in range(max(top_left.row(), shown.start), min(bottom_right.row() + 1, shown.stop)):
-            viewport.update(self.visualRect(model.index(row, 0)))
+            index = model.index(row, 0)
+            super().dataChanged(index, index, roles)
 
     def wake(self, *_) -> None:
         if not self._ticker.isActive():
