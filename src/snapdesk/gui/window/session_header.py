@@ -89,6 +89,7 @@ class SessionHeader(QWidget):
         self._below.addStretch(1)
         layout.addLayout(self._below)
         self._search_below = False  # the search's row under the filters' (narrow) or beside them (wide)
+        self._filters_width = 0  # the filters' width when last fitted
         # The header's least width is the narrow one's, not that of everything on one row.
         layout.setSizeConstraint(QVBoxLayout.SizeConstraint.SetNoConstraint)
 
@@ -128,8 +129,11 @@ class SessionHeader(QWidget):
 
     def _fit_rows(self, width: int) -> None:
         """The search beside the filters if both fit in ``width`` whole, else on the row below."""
-        one_row = self.filter_bar.sizeHint().width() + self._bar.spacing() + self._search_row_width()
-        below = width < one_row
+        filters = self.filter_bar.sizeHint().width()
+        if filters != self._filters_width:  # the least width follows the filters' labels
+            self._filters_width = filters
+            self.updateGeometry()
+        below = width < filters + self._bar.spacing() + self._search_row_width()
         if below != self._search_below:
             self._search_below = below
             source, target = (self._bar, self._below) if below else (self._below, self._bar)
@@ -139,7 +143,6 @@ class SessionHeader(QWidget):
                     target.insertWidget(i, w, 4 if w is self.search else 0)  # before the stretch
                 else:
                     target.addWidget(w, 4 if w is self.search else 0)
-        self.updateGeometry()  # the least width follows the filters' labels
 
     # -- the session ---------------------------------------------------------------------
     def _row(self) -> SessionRow | None:
