@@ -108,3 +108,10 @@ def test_its_files_live_in_the_data_folder(reopen, settings):
     t.emit(OWNER, ev.job_event(ev.EventType.STARTED, PAYLOAD, WORKER))
     assert {"queue.db", "events.db", "secret"} <= {p.name for p in settings.data_dir.iterdir()}
     assert t.describe() == "embedded"
+
+
+def test_the_queue_commits_without_a_disk_flush_per_task_as_the_library_does(reopen):
+    """WAL with synchronous=NORMAL: an fdatasync per Huey transaction cost more than the job on small files."""
+    queue = reopen().huey("thumbnail").storage
+    assert queue.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert queue.conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL; Huey's default is FULL (2)

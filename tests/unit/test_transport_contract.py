@@ -237,3 +237,22 @@ def test_a_transport_that_reads_files_keeps_no_blobs(transport):
 
 def test_ping_answers(transport):
     transport.ping()
+
+
+def test_running_a_task_neither_reads_nor_clears_a_huey_revoke_flag(settings, monkeypatch):
+    """SnapDesk cancels with its own marks: Huey's revoke check before a task and its clearing after
+    it would be two round trips a job for a flag nothing sets (on SQLite, one an exclusive write)."""
+    ran: list[dict] = []
+    t = EmbeddedTransport(settings, run_job=ran.append)
+    try:
+        t.enqueue("thumbnail", _payload(1))
+        huey = t.huey("thumbnail")
+        touched: list[str] = []
+        for name in ("peek_data", "peek_many", "pop_data", "delete_data"):
+            real = getattr(huey.storage, name)
+            monkeypatch.setattr(huey.storage, name, lambda key, _real=real, _name=name: (
+                touched.append(f"{_name} {key}"), _real(key))[1])
+        huey.execute(huey.dequeue())
+        assert ran == [_payload(1)] and touched == []
+    finally:
+        t.close()

@@ -39,7 +39,11 @@ from huey import signals as huey_signals
 from ...config import QUEUES, ConfigError, Settings
 from .. import events as ev
 from .. import attempt
-from .base import STALE_WORKER_SECONDS, LiveWorker, RawEvent, Transport, WorkerStatus
+from .base import STALE_WORKER_SECONDS, LiveWorker, NoRevoke, RawEvent, Transport, WorkerStatus
+
+
+class QueueHuey(NoRevoke, MemoryHuey):  # type: ignore[misc]  # Huey ships no types
+    """Huey in memory, without Huey's revoke checks, as the other transports' (see ``NoRevoke``)."""
 
 
 class MemoryTransport(Transport):
@@ -75,7 +79,7 @@ class MemoryTransport(Transport):
 
     # -- task queues -------------------------------------------------------------------
     def _make_huey(self, queue: str) -> Any:
-        huey = MemoryHuey(name=queue, results=False, serializer=self.serializer)
+        huey = QueueHuey(name=queue, results=False, serializer=self.serializer)
         # Huey logs what a task raised and goes on; run_next raises it in the test instead.
         huey.signal(huey_signals.SIGNAL_ERROR)(lambda signal, task, exc=None: setattr(self._task_errors, "exc", exc))
         return huey

@@ -22,6 +22,7 @@ from ..retrying import parser_for
 from .base import (
     STALE_WORKER_SECONDS,
     LiveWorker,
+    NoRevoke,
     RawEvent,
     Send,
     Transport,
@@ -30,6 +31,11 @@ from .base import (
 )
 
 log = logging.getLogger("snapdesk.transport")
+
+
+class QueueHuey(NoRevoke, PriorityRedisHuey):  # type: ignore[misc]  # Huey ships no types
+    """Huey on Redis, in priority order, without Huey's revoke checks (see ``NoRevoke``)."""
+
 
 class RedisTransport(Transport):
     """A shared Redis: PriorityRedisHuey queues, one event stream per owner, blobs for remote workers.
@@ -57,8 +63,8 @@ class RedisTransport(Transport):
         self.redis = redis.Redis(connection_pool=self.pool)
 
     def _make_huey(self, queue: str) -> Any:
-        return PriorityRedisHuey(name=f"{self.PREFIX}_{queue}", connection_pool=self.pool, results=False,
-                                 serializer=self.serializer, blocking=True, read_timeout=1)
+        return QueueHuey(name=f"{self.PREFIX}_{queue}", connection_pool=self.pool, results=False,
+                         serializer=self.serializer, blocking=True, read_timeout=1)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.PREFIX, *parts))
