@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -191,18 +192,25 @@ class Projection:
         return out
 
     def _store_files(self, job: dict[str, Any], files: dict[str, bytes]) -> dict[str, str]:
-        """Write a completion's files into the library, named by content hash; where they went."""
-        folder = self.artifacts_dir / job["sha256"][:2] / job["sha256"] / job["type"]
+        """Write a completion's files into the library, named by content hash; where they went.
+
+        Each is written beside its place and renamed into it, so a reader never sees half a file.
+        Plain ``os`` calls, and the folder made only when a file cannot be opened without it: thousands
+        of files a minute go through here."""
+        folder = os.path.join(self.artifacts_dir, job["sha256"][:2], job["sha256"], job["type"])
         paths = {}
         try:
-            if files:
-                folder.mkdir(parents=True, exist_ok=True)
             for name, data in files.items():
-                path = folder / name  # a bare file name (the schema allows no other): never a path from the event
-                tmp = path.with_suffix(path.suffix + ".tmp")
-                tmp.write_bytes(data)
-                tmp.replace(path)
-                paths[name] = str(path)
+                path = os.path.join(folder, name)  # a bare file name (the schema allows no other): never a path
+                try:
+                    out = open(path + ".tmp", "wb")
+                except FileNotFoundError:
+                    os.makedirs(folder, exist_ok=True)
+                    out = open(path + ".tmp", "wb")
+                with out:
+                    out.write(data)
+                os.replace(path + ".tmp", path)
+                paths[name] = path
         except OSError as exc:
             raise ResultNotStored(f"cannot write its result files into {folder}: {exc.strerror or exc}") from None
         return paths
