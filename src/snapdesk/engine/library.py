@@ -26,7 +26,6 @@ import datetime
 import hashlib
 import logging
 import re
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -49,6 +48,7 @@ from . import stats
 from .local_workers import LocalWorkers, try_lock
 from .retrying import REFUSED_FOR_GOOD, TRANSIENT_ERRORS, Backoff, describe as describe_error, wait_out
 from .attempt import PAYLOAD_VERSION
+from .trash import TRASH, Trash
 from .transport import EVERY_LANE, PRIORITY_BATCH, PRIORITY_INTERACTIVE, Transport, make_transport
 
 log = logging.getLogger("snapdesk.library")
@@ -102,6 +102,10 @@ class Library:
             raise
         self.artifacts_dir = self.data_dir / "artifacts"
         self.projection = Projection(self.artifacts_dir, settings.lease_seconds)
+        #: Result folders no document needs any more, deleted in the background (``trash``).
+        self.trash = Trash(self.artifacts_dir / TRASH)
+        if not self.read_only:
+            self.trash.recover()
         if local_workers is None and settings.wants_local_workers:
             local_workers = LocalWorkers(settings, idle_exit=settings.worker_idle_exit)
         self.local_workers = local_workers
@@ -116,6 +120,7 @@ class Library:
         the command line leaves it to finish the work and exit when idle."""
         if stop_local_workers and self.local_workers:
             self.local_workers.stop(timeout=None)
+        self.trash.wait()  # the result files of removed sessions: gone when the library is closed
         self.transport.close()
         self.database.close()
         if self._owner_lock is not None:
@@ -744,7 +749,8 @@ class Library:
 
     def remove_session(self, session_id: int) -> bool:
         """Forget a session: cancel its unfinished jobs, delete its rows, and the result files that no
-        other session's documents share."""
+        other session's documents share (their folders leave at once; the files are deleted in the
+        background, and ``close`` waits for that)."""
         session = self.session(session_id)
         if session is None:
             return False
@@ -759,8 +765,9 @@ class Library:
             meaning.forget_unused()  # the vectors of content no document has any more
             duplicates.forget_unused()  # and their likenesses
         still_used = {sha for (sha,) in tuples(Document.select(Document.sha256).where(Document.sha256.in_(list(shas))))}
-        for sha in shas - still_used:
-            shutil.rmtree(self.artifacts_dir / sha[:2] / sha, ignore_errors=True)
+        unused = sorted(shas - still_used)
+        self.trash.discard(self.artifacts_dir / sha[:2] / sha for sha in unused)
+        for sha in unused:
             if sha in in_flight:
                 self.transport.delete_blob(self.owner, sha)
         return True
