@@ -24,6 +24,9 @@ It prints a table and the ratio SnapDesk / plain for each transport; the goal is
 documents (complete documents and jobs put straight into the DB), per document, and prints the
 cost ratio B/A (goal: at most 1.3).
 
+--drain N also times the workers alone: N thumbnail tasks queued before they start, the event log
+read and emptied as it comes (nothing applied), jobs per second and the workers' CPU per job.
+
 --rtt-ms MS also runs SnapDesk on Redis with the owner (not the workers) reaching Redis through
 a delaying TCP proxy (MS/2 each way), beside the direct figure (goal: at least 0.8 of it at 50 ms).
 
@@ -57,6 +60,7 @@ import redis
 from PIL import Image
 
 from snapdesk.config import load_settings
+from snapdesk.engine import events as ev
 from snapdesk.engine.library import Library
 from snapdesk.store.db import COMPLETE, Document, Job, UploadSession, db
 
@@ -515,10 +519,39 @@ def measure_library_sizes(workdir: Path, sizes: list[int], workers: int, threads
     return costs
 
 
-def measure_remove(workdir: Path, count: int) -> tuple[float, int]:
+def measure_drain(workdir: Path, folder: Path, count: int, workers: int, threads: int,
+                  redis_url: str = "") -> tuple[float, float]:
+    """The workers alone: ``count`` thumbnail tasks queued (the queue paused) before W workers start;
+    once they are registered the queue is resumed, and timed until every job's completion has come
+    through the event log, which is read and emptied without applying anything. Jobs per second, and
+    the workers' CPU ms per job."""
+    data_dir = workdir / "data"
+    data_dir.mkdir(parents=True)
+    with Library(snapdesk_settings(data_dir, redis_url)) as library:
+        library.pause("thumbnail")
+        library.submit([folder])
+        with snapdesk_workers(data_dir, redis_url, workers, threads) as procs:
+            wait_registered(library, procs)
+            key = library.transport.library_key(library.owner)
+            cpu, start = cpu_seconds(proc for proc, _ in procs), time.perf_counter()
+            library.resume("thumbnail")
+            done = 0
+            while done < count:  # the log read and emptied as it comes, nothing applied
+                check_alive(procs)
+                entries = library.transport.read_events(library.owner, block_ms=100, count=1000)
+                done += sum(1 for entry in entries
+                            if ev.open_sealed(key, library.owner, entry.data).type == ev.EventType.COMPLETE)
+                library.transport.ack_events(library.owner, [entry.id for entry in entries])
+            elapsed = time.perf_counter() - start
+            cpu = cpu_seconds(proc for proc, _ in procs) - cpu
+    return count / elapsed, cpu / count * 1000
+
+
+def measure_remove(workdir: Path, count: int) -> tuple[float, float, int]:
     """Seconds to remove a session of ``count`` documents, each with its thumbnail, OCR and summary
     jobs complete, their timelines, three thumbnail files on disk and a row in the search index,
-    from a library that also holds another session as large; and the files left behind (0)."""
+    from a library that also holds another session as large; seconds until its files were deleted in
+    the background too; and the files left behind (0)."""
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True)
     settings = load_settings(env={}, data_dir=data_dir, local_workers="no")
@@ -548,11 +581,13 @@ def measure_remove(workdir: Path, count: int) -> tuple[float, int]:
         start = time.perf_counter()
         library.remove_session(sessions[0])
         elapsed = time.perf_counter() - start
+        library.trash.wait()
+        emptied = time.perf_counter() - start
         left = sum(1 for _ in library.artifacts_dir.rglob("*.webp")) if library.artifacts_dir.exists() else 0
         kept = Document.select().count()
     if kept != count:
         raise RuntimeError(f"removing the session left {kept} documents, not the other session's {count}")
-    return elapsed, left
+    return elapsed, emptied, left
 
 
 def measure_scale_out(workdir: Path, count: int, seed: int, redis_url: str) -> dict[int, float]:
@@ -602,8 +637,10 @@ class Run:
         self.rates: dict[str, dict[int, float]] = {}
         #: Per transport: (ms per document, ms per document in submit() alone), by library size.
         self.sizes: dict[str, list[tuple[float, float]]] = {}
-        #: Seconds to remove a session, and files it left behind.
-        self.removed: tuple[float, int] | None = None
+        #: Seconds to remove a session, until its files were deleted too, and the files it left behind.
+        self.removed: tuple[float, float, int] | None = None
+        #: The workers alone, by transport: (jobs per second, workers' CPU ms per job).
+        self.drained: dict[str, tuple[float, float]] = {}
         #: Photos per second by number of single-core workers.
         self.scale: dict[int, float] = {}
         self._workdirs = 0
@@ -654,9 +691,23 @@ class Run:
         for n, rate in self.scale.items():
             print(f"  {n} single-core worker{'s' if n > 1 else ''}, 12 MP photos: {rate:.1f}/s", flush=True)
 
+    def drain(self) -> None:
+        a = self.args
+        folder = make_documents(self.tmp / "docs-drain", a.drain, a.seed + 2)
+        for name, url in (("embedded", ""), ("redis", self.redis_url)):
+            if a.only not in (None, name):
+                continue
+            if url:
+                flush(url)
+            self.drained[name] = measure_drain(self.workdir(f"drain-{name}"), folder, a.drain, a.workers,
+                                               a.threads, url or "")
+            rate, cpu = self.drained[name]
+            print(f"  the workers alone, {name}, {a.drain} tasks: {rate:,.1f}/s, {cpu:.2f} ms CPU a job", flush=True)
+
     def remove_session(self) -> None:
         self.removed = measure_remove(self.workdir("remove"), self.args.remove_session)
-        print(f"  removing a session of {self.args.remove_session} documents: {self.removed[0]:.2f} s", flush=True)
+        print(f"  removing a session of {self.args.remove_session} documents: {self.removed[0]:.2f} s "
+              f"(its files deleted after {self.removed[1]:.2f} s)", flush=True)
 
     def report(self) -> None:
         counts = self.args.docs
@@ -696,11 +747,18 @@ class Run:
                 rows.append(["speed-up, 2 workers / 1 (goal >= 1.8)", f"{self.scale[2] / self.scale[1]:.2f}"])
             table([f"{self.args.scale_out} 12 MP photos, thumbnails, {'Redis' if self.redis_url else 'embedded'}",
                    "photos per second"], rows)
+        if self.drained:
+            print()
+            table([f"the workers alone ({self.args.workers} x {self.args.threads}), {self.args.drain} queued tasks",
+                   "jobs per second", "workers' CPU ms per job"],
+                  [[name, f"{rate:,.1f}", f"{cpu:.2f}"] for name, (rate, cpu) in self.drained.items()])
         if self.removed:
             print()
-            table(["removing a session", "seconds (goal < 10 at 20000)", "result files left"],
+            table(["removing a session", "seconds (goal < 10 at 20000)",
+                   "seconds until its files were deleted in the background", "result files left"],
                   [[f"{self.args.remove_session} documents, 3 jobs each, in a library of "
-                    f"{2 * self.args.remove_session}", f"{self.removed[0]:.2f}", str(self.removed[1])]])
+                    f"{2 * self.args.remove_session}", f"{self.removed[0]:.2f}", f"{self.removed[1]:.2f}",
+                    str(self.removed[2])]])
 
 
 def table(head: list[str], rows: list[list[str]]) -> None:
@@ -724,6 +782,8 @@ def parse_args(argv=None):
                         help="also run SnapDesk on Redis with the owner behind a proxy adding this round-trip time")
     parser.add_argument("--scale-out", type=int, default=0, metavar="N",
                         help="also time N 12 MP photos through 1, then 2 single-core workers")
+    parser.add_argument("--drain", type=int, default=0, metavar="N",
+                        help="also time the workers alone on N queued thumbnail tasks (nothing applied)")
     parser.add_argument("--remove-session", type=int, default=0, metavar="N",
                         help="also time removing a session of N documents (OCR'd, with thumbnails on disk)")
     parser.add_argument("--seed", type=int, default=0, help="picks the documents' colours")
@@ -749,6 +809,8 @@ def main(argv=None) -> int:
             run.throughput(count)
         if args.scale_out:
             run.scale_out()
+        if args.drain:
+            run.drain()
         if args.remove_session:
             run.remove_session()
         if args.library_sizes:
