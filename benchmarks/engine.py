@@ -42,6 +42,7 @@ import contextlib
 import hashlib
 import importlib.util
 import io
+import multiprocessing
 import os
 import random
 import shutil
@@ -50,7 +51,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -186,35 +186,46 @@ def poll(predicate, timeout: float, what: str, check=lambda: None, interval: flo
 # -- the delaying proxy ------------------------------------------------------------------
 class DelayProxy:
     """A TCP proxy on 127.0.0.1 to ``target_port`` that holds every chunk ``rtt_ms / 2`` in each
-    direction, keeping their order: a link with that round-trip time. Runs an asyncio loop in a thread."""
+    direction, keeping their order: a link with that round-trip time. It runs in a process of its
+    own: forwarding every byte in the benchmark's process would take the interpreter from the owner,
+    which runs there."""
 
     def __init__(self, target_port: int, rtt_ms: float):
         self.target_port = target_port
         self.delay = rtt_ms / 2000
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="delay-proxy", daemon=True)
 
     def __enter__(self) -> "DelayProxy":
-        self.thread.start()
-        self.server = self._run(asyncio.start_server(self._serve, "127.0.0.1", 0))
-        self.port = self.server.sockets[0].getsockname()[1]
+        context = multiprocessing.get_context("spawn")
+        here, there = context.Pipe()
+        self.process = context.Process(target=_run_proxy, args=(self.target_port, self.delay, there),
+                                       name="delay-proxy", daemon=True)
+        self.process.start()
+        if not here.poll(60):
+            self.process.kill()
+            raise RuntimeError("the delaying proxy did not start")
+        self.port = here.recv()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._run(self._shutdown())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
+        self.process.terminate()
+        self.process.join(10)
 
-    def _run(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
-    async def _shutdown(self) -> None:
-        self.server.close()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+def _run_proxy(target_port: int, delay: float, report) -> None:
+    asyncio.run(_Proxy(target_port, delay).serve(report))
+
+
+class _Proxy:
+    """The delaying proxy's loop (see ``DelayProxy``)."""
+
+    def __init__(self, target_port: int, delay: float):
+        self.target_port, self.delay = target_port, delay
+
+    async def serve(self, report) -> None:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        report.send(server.sockets[0].getsockname()[1])
+        async with server:
+            await server.serve_forever()
 
     async def _serve(self, client_reader, client_writer) -> None:
         try:
@@ -232,12 +243,13 @@ class DelayProxy:
 
     async def _pipe(self, reader, writer) -> None:
         """Copy ``reader`` to ``writer``, each chunk (and the end) written ``delay`` after it came."""
+        loop = asyncio.get_running_loop()
         held: asyncio.Queue = asyncio.Queue()
 
         async def deliver():
             while True:
                 due, data = await held.get()
-                await asyncio.sleep(max(0.0, due - self.loop.time()))
+                await asyncio.sleep(max(0.0, due - loop.time()))
                 if not data:
                     writer.close()
                     return
@@ -248,7 +260,7 @@ class DelayProxy:
         try:
             while True:
                 data = await reader.read(65536)
-                held.put_nowait((self.loop.time() + self.delay, data))
+                held.put_nowait((loop.time() + self.delay, data))
                 if not data:
                     break
             await delivering
