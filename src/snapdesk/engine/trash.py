@@ -78,9 +78,14 @@ class Trash:
                 self._thread.start()
 
     def _empty(self) -> None:
+        """Delete what is queued; the thread ends once the queue is empty (``_put`` starts another)."""
         while True:
             path = self._queue.get()
             try:
                 shutil.rmtree(path, ignore_errors=True)
             finally:
                 self._queue.task_done()
+            with self._lock:  # _put queues before it looks at the thread: nothing is left behind
+                if self._queue.empty():
+                    self._thread = None
+                    return

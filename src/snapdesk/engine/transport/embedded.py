@@ -30,7 +30,7 @@ class QueueStorage(SqliteStorage):  # type: ignore[misc]  # Huey ships no types
     """Huey's SQLite queue, committing as the library and the event log do: in WAL mode with
     ``synchronous=NORMAL``, no disk flush per transaction (Huey offers a flush per transaction or none
     at all). A crash of a process loses nothing; a power cut may lose the last tasks queued, which the
-    owner queues again (``Library.check_lost_tasks``)."""
+    owner queues again once their queue is otherwise empty (``Library.check_lost_tasks``)."""
 
     def _create_connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection = super()._create_connection()
