@@ -640,7 +640,7 @@ class Run:
         self.labels = {
             "embedded": f"SnapDesk, embedded queue, {w} workers x {t} threads",
             "plain-sqlite": f"plain SqliteHuey, {w} process workers, no-op tasks",
-            "plain-sqlite-normal": f"the same with synchronous=NORMAL, as SnapDesk's queue commits",
+            "plain-sqlite-normal": "the same with synchronous=NORMAL, as SnapDesk's queue commits",
             "redis": f"SnapDesk, Redis, {w} workers x {t} threads",
             "plain-redis": f"plain Huey on Redis, {w} consumers x {t} threads, no-op tasks",
             "redis-rtt": f"SnapDesk, Redis, owner {args.rtt_ms:g} ms RTT away, {w} workers x {t} threads",
