@@ -109,3 +109,49 @@ def test_redis_mode_needs_the_farm_secret(tmp_path, redis_url):
     settings = load_settings(env={}, data_dir=tmp_path / "data", redis_url=redis_url, local_workers="no")
     with pytest.raises(ConfigError, match="SNAPDESK_SECRET"):
         Library(settings)
+
+
+class RoundTrips:
+    """Counts the requests this process sends to Redis (a pipeline is one): its round trips."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        send = redis.connection.AbstractConnection.send_packed_command
+
+        def counted(conn, command, *args, **kwargs):
+            self.count += 1
+            return send(conn, command, *args, **kwargs)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+
+    def of(self, action) -> int:
+        before = self.count
+        action()
+        return self.count - before
+
+
+def test_the_owner_s_round_trips_grow_with_batches_not_with_events_or_queues(library, tmp_path, monkeypatch):
+    """An owner far from Redis waits a round trip per request: catching up on a backlog takes one per
+    batch (each batch's entries are deleted in the same pipeline as the next read), and counting the
+    queues one, whatever their number."""
+    from snapdesk.engine import events as ev
+
+    write_photos(tmp_path / "in", 1)
+    session, _ = library.submit([tmp_path / "in"])  # no worker: its job stays queued
+    [job] = store.Job.select()
+    payload = library._payload(job, job.document)
+    worker = {"id": "test-host:1:abc", "host": "test-host", "pid": 1}
+    library.transport.emit(library.owner, ev.job_event(ev.EventType.STARTED, payload, worker))
+    for progress in range(1, 30):
+        library.transport.emit(library.owner, ev.job_event(ev.EventType.PROGRESS, payload, worker, progress=progress))
+    monkeypatch.setattr(library, "EVENT_BATCH", 10)
+    library.transport.ping()  # a connection made and checked before counting
+    trips = RoundTrips(monkeypatch)
+
+    assert trips.of(library.catch_up) == 4  # three full batches, then the read that finds the log empty
+    assert library.transport.redis.xlen(f"snapdesk:events:{library.owner}") == 0
+    assert store.Job.get_by_id(job.id).progress == 29
+    counts = {}
+    assert trips.of(lambda: counts.update(library.transport.queue_counts())) == 1
+    assert counts["thumbnail"] == {"waiting": 1, "delayed": 0, "paused": False}
+    assert set(counts) == {"thumbnail", "ocr", "summary", "describe", "embed"}

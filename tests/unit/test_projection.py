@@ -290,3 +290,28 @@ def test_files_named_like_paths_never_leave_the_library(library, transport, queu
     assert library.held_events()["set_aside"]["count"] == 1
     assert not (library.data_dir.parent / "escape.webp").exists()
     assert not list(library.data_dir.parent.rglob("escape.webp"))
+
+
+def test_a_full_batch_is_deleted_from_the_log_with_the_next_read_and_nothing_applies_twice(library, transport,
+                                                                                          queued, monkeypatch):
+    """When more events wait than a batch holds, a batch's entries leave the log in the same round trip
+    as the next read (Redis: one pipeline); by the time the owner is caught up, or closes, the log is empty."""
+    monkeypatch.setattr(library, "EVENT_BATCH", 3)
+    _, payload = queued
+    say(transport, payload, T.STARTED)
+    for progress in (10, 20, 30, 40, 50, 60):
+        say(transport, payload, T.PROGRESS, progress=progress)
+    assert library.pump() == 3 and not library.caught_up
+    assert library.pump() == 3
+    assert len(transport.read_events(library.owner)) == 4  # the second batch, and one more
+    assert library.catch_up() == 1
+    assert transport.read_events(library.owner) == []
+    assert _job(payload).progress == 60 and _timeline(payload) == [("job:started", 1)]
+
+    say(transport, payload, T.PROGRESS, progress=70)
+    for progress in (80, 90):
+        say(transport, payload, T.PROGRESS, progress=progress)
+    assert library.pump() == 3 and not library.caught_up
+    library.close()
+    assert transport.read_events(library.owner) == []
+    assert _job(payload).progress == 90

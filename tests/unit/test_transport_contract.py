@@ -62,6 +62,18 @@ def test_acked_events_are_gone_and_the_rest_stay_in_order(transport):
     assert _job_ids(transport) == [2, 4, 5, 6]
 
 
+def test_finishing_a_batch_deletes_it_before_the_next_read(transport):
+    for job_id in range(1, 6):
+        transport.emit(OWNER, _event(job_id))
+    applied = transport.read_events(OWNER, count=2)
+    key = transport.library_key(OWNER)
+    nxt = transport.finish_and_read(OWNER, [raw.id for raw in applied], [], count=2)
+    assert [ev.open_sealed(key, OWNER, raw.data).job_id for raw in nxt] == [3, 4]
+    assert transport.finish_and_read(OWNER, [raw.id for raw in nxt], [], block_ms=20) == [
+        raw for raw in transport.read_events(OWNER)]
+    assert _job_ids(transport) == [5]
+
+
 def test_each_library_reads_only_its_own_log(transport):
     transport.emit(OWNER, _event(1))
     transport.emit(OTHER, _event(2, owner=OTHER))

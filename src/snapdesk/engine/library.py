@@ -120,6 +120,11 @@ class Library:
         the command line leaves it to finish the work and exit when idle."""
         if stop_local_workers and self.local_workers:
             self.local_workers.stop(timeout=None)
+        if self._unacked or self._unreleased:  # a batch applied while more waited
+            try:
+                self._finish_batch()
+            except TRANSIENT_ERRORS as exc:  # applied again by the next owner, which changes nothing
+                log.warning("could not delete applied events from the log: %s", describe_error(exc))
         self.trash.wait()  # the result files of removed sessions: gone when the library is closed
         self.transport.close()
         self.database.close()
@@ -487,13 +492,14 @@ class Library:
 
         The batch is applied in one transaction (see ``projection``): an event that cannot be
         opened or applied is held with its reason, and the rest of the batch goes on. The log
-        entries are deleted once the batch is committed."""
+        entries are deleted once the batch is committed: at once when the log is caught up, or
+        else in the same round trip as the next batch's read, which follows straight away.
+        (Applying an event again, should the owner stop in between, changes nothing.)"""
         if self.read_only:
             return 0  # the owner applies them
-        if self._unacked or self._unreleased:
-            self.transport.finish_batch(self.owner, self._unacked, self._unreleased)
-            self._unacked, self._unreleased = [], []
-        entries = self.transport.read_events(self.owner, block_ms=block_ms, count=self.EVENT_BATCH)
+        entries = self.transport.finish_and_read(self.owner, self._unacked, self._unreleased,
+                                                 block_ms=block_ms, count=self.EVENT_BATCH)
+        self._unacked, self._unreleased = [], []
         self.caught_up = len(entries) < self.EVENT_BATCH
         if not entries:
             return 0
@@ -509,14 +515,18 @@ class Library:
                     self._hold(SET_ASIDE, str(exc), exc.body, None)
             self._apply_events(events, now, hold=True)
             released = self._release_blobs()
-        # One round trip: the log entries, and the copies of documents now done (sent again with
-        # the next batch should this fail: the transport is down).
-        self._unacked, self._unreleased = [entry.id for entry in entries], self._unreleased + released
-        self.transport.finish_batch(self.owner, self._unacked, self._unreleased)
-        self._unacked, self._unreleased = [], []
+        # The log entries, and the copies of documents now done (kept for the next read should this
+        # fail: the transport is down).
+        self._unacked, self._unreleased = [entry.id for entry in entries], released
+        if self.caught_up:
+            self._finish_batch()
         if released or self._unblocked:
             self.dispatch()
         return len(entries)
+
+    def _finish_batch(self) -> None:
+        self.transport.finish_batch(self.owner, self._unacked, self._unreleased)
+        self._unacked, self._unreleased = [], []
 
     def catch_up(self) -> int:
         """Apply everything waiting in the event log."""

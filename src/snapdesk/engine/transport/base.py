@@ -287,6 +287,12 @@ class Transport:
         self.ack_events(owner, ids)
         self.delete_blobs(owner, release_blobs)
 
+    def finish_and_read(self, owner: str, ids: list[str], release_blobs: list[str], block_ms: int = 0,
+                        count: int = 500) -> list[RawEvent]:
+        """``finish_batch``, then ``read_events``: in one round trip where the storage allows."""
+        self.finish_batch(owner, ids, release_blobs)
+        return self.read_events(owner, block_ms, count)
+
     # -- workers -----------------------------------------------------------------------
     def heartbeat(self, info: WorkerStatus) -> None:
         raise NotImplementedError

@@ -17,12 +17,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from huey import PriorityRedisHuey
 
-from ...config import ConfigError, Settings, redact_url
+from ...config import QUEUES, ConfigError, Settings, redact_url
 from ..retrying import parser_for
 from .base import (
     STALE_WORKER_SECONDS,
     LiveWorker,
     NoRevoke,
+    QueueCounts,
     RawEvent,
     Send,
     Transport,
@@ -73,7 +74,9 @@ class RedisTransport(Transport):
         self.redis.xadd(self._key("events", owner), {"e": data})
 
     def read_events(self, owner: str, block_ms: int = 0, count: int = 500) -> list[RawEvent]:
-        reply = self.redis.xread({self._key("events", owner): "0-0"}, count=count, block=block_ms or None)
+        return self._entries(self.redis.xread({self._key("events", owner): "0-0"}, count=count, block=block_ms or None))
+
+    def _entries(self, reply: Any) -> list[RawEvent]:
         if not reply:
             return []
         # RESP2 replies [[stream, entries]]; RESP3 (protocol=3 in the URL) {stream: [entries]}. (redis-py
@@ -87,12 +90,22 @@ class RedisTransport(Transport):
             self.redis.xdel(self._key("events", owner), *ids)
 
     def finish_batch(self, owner: str, ids: list[str], release_blobs: list[str]) -> None:
+        self._finishing(owner, ids, release_blobs).execute()
+
+    def finish_and_read(self, owner: str, ids: list[str], release_blobs: list[str], block_ms: int = 0,
+                        count: int = 500) -> list[RawEvent]:
+        pipe = self._finishing(owner, ids, release_blobs)
+        pipe.xread({self._key("events", owner): "0-0"}, count=count, block=block_ms or None)
+        return self._entries(pipe.execute()[-1])
+
+    def _finishing(self, owner: str, ids: list[str], release_blobs: list[str]) -> Any:
+        """A pipeline that deletes applied log entries and released document copies."""
         pipe = self.redis.pipeline(transaction=False)
         if ids:
             pipe.xdel(self._key("events", owner), *ids)
         if release_blobs:
             pipe.delete(*(self._key("blob", owner, sha) for sha in release_blobs))
-        pipe.execute()
+        return pipe
 
     def _server_time(self) -> float:
         """The Redis server's clock: workers' registry entries are stamped and judged on it, so a
@@ -185,6 +198,18 @@ class RedisTransport(Transport):
     def set_paused(self, queue: str, paused: bool) -> None:
         self._queue(queue)  # checks the name
         (self.redis.sadd if paused else self.redis.srem)(self._key("paused"), queue)
+
+    def queue_counts(self) -> dict[str, QueueCounts]:
+        pipe = self.redis.pipeline(transaction=False)  # one round trip, not two a queue
+        pipe.smembers(self._key("paused"))
+        for queue in QUEUES:
+            storage = self.huey(queue).storage
+            pipe.zcard(storage.queue_key)  # as PriorityRedisStorage.queue_size and schedule_size count
+            pipe.zcard(storage.schedule_key)
+        paused, *sizes = pipe.execute()
+        names = {q.decode() for q in paused}
+        return {queue: {"waiting": sizes[2 * i], "delayed": sizes[2 * i + 1], "paused": queue in names}
+                for i, queue in enumerate(QUEUES)}
 
     def paused_queues(self) -> set[str]:
         paused: set[bytes] = self.redis.smembers(self._key("paused"))  # type: ignore[assignment]  # see the class doc
