@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import stat
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TypeVar
 
 from ..processors.video import clip_duration
 from .jobs import kind_of
@@ -223,3 +225,47 @@ def found_batches(scanner: Scanner, paths: Iterable[str | os.PathLike[str]], fir
             batch, limit, started = [], size, time.monotonic()
     if batch:
         yield batch
+
+
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items``, made on a thread of their own while the caller works on the one before, at most
+    ``depth`` ahead. ``Library.submit`` scans and hashes the next batch while it adds one and queues
+    its jobs (a round trip to Redis, however far away it is). An error of the scan is raised here;
+    should the caller stop early, the thread stops after the item it is making."""
+    ready: queue.Queue[tuple[str, object]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(kind: str, value: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not put("item", item):
+                    return
+            put("end", None)
+        except BaseException as exc:  # handed to the caller, who raises it
+            put("error", exc)
+
+    thread = threading.Thread(target=make, name="snapdesk-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]  # an exception, as ``make`` put it
+            yield value  # type: ignore[misc]  # an item, as ``make`` put it
+    finally:
+        stop.set()
+        thread.join()

@@ -39,7 +39,7 @@ from ..store.db import (CANCELLED, COMPLETE, DEFERRED, DocStatus, FAILED, JOB_ST
                         TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, LiveClip, Meta,
                         SkippedFile, UploadSession, db, open_db, tuples)
 from . import events as ev
-from .importer import FoundFile, Scanner, found_batches
+from .importer import FoundFile, Scanner, found_batches, read_ahead
 from . import duplicates, meaning
 from .duplicates import Group as DuplicateGroup
 from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, JobType, dependents_of, job_types_for
@@ -149,7 +149,7 @@ class Library:
         listed = [str(p) for p in paths]
         session = self.begin_session(listed, name)
         scanner = self.scanner()
-        for batch in found_batches(scanner, listed, first=self.settings.small_drop + 1):
+        for batch in read_ahead(found_batches(scanner, listed, first=self.settings.small_drop + 1)):
             if priority is None:
                 priority = self.drop_priority(batch)
             self.add_documents(session, batch, reprocess=reprocess, priority=priority)
