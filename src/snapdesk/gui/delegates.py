@@ -121,6 +121,10 @@ class DocumentDelegate(QStyledItemDelegate):
         if row is None:
             return
         rect = option.rect
+        if self.dirty is not None and not self.dirty.intersects(rect):
+            # The list view paints every tile within the bounding box of what changed; whatever is
+            # painted outside the changed region would be clipped away.
+            return
         palette = option.palette
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)

@@ -146,7 +146,9 @@ class DocumentGrid(QListView):
         viewport = self.viewport().rect()
         for r in self.visible_rows():
             index = model.index(r, 0)
-            if index.data(StatusRole) == RUNNING:
+            # A running tile with a figure shows a progress ring, which moves only when the figure
+            # changes (and its row with it); only a spinner turns.
+            if index.data(StatusRole) == RUNNING and not index.data(RowRole).progress:
                 rect = self.visualRect(index)
                 if rect.intersects(viewport):
                     region += QRegion(self.delegate.badge_rect(rect).toAlignedRect().adjusted(-1, -1, 1, 1))

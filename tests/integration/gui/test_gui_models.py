@@ -141,6 +141,26 @@ def test_only_visible_running_tiles_are_animated(qtbot):
     qtbot.waitUntil(lambda: grid.animated > 0, timeout=2000)
 
 
+def test_a_running_tile_with_a_figure_is_not_animated_until_the_figure_changes(qtbot):
+    """Its badge is a progress ring, which the tick would paint the same 16 times a second."""
+    from snapdesk.gui.delegates import DocumentDelegate
+    from snapdesk.gui.views import DocumentGrid
+
+    model = DocumentModel()
+    model.load(1, [doc(i, "running", progress=40 if i else None) for i in range(20)])
+    proxy = DocumentFilterModel()
+    proxy.setSourceModel(model)
+    grid = DocumentGrid(DocumentDelegate())
+    qtbot.addWidget(grid)
+    grid.setModel(proxy)
+    grid.resize(800, 500)
+    grid.show()
+    qtbot.waitExposed(grid)
+    qtbot.waitUntil(lambda: grid.animated == 1, timeout=2000)  # the one without a figure: a spinner
+    model.update([doc(0, "running", progress=10)])
+    qtbot.waitUntil(lambda: grid.animated == 0 and not grid._ticker.isActive(), timeout=2000)
+
+
 def test_a_documents_progress_counts_all_its_jobs():
     from snapdesk.gui.delegates import DocumentDelegate
     from snapdesk.gui.queries import _doc_row

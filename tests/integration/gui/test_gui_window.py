@@ -708,3 +708,37 @@ def test_only_the_changed_tiles_on_screen_are_painted_again(open_window, tmp_pat
         assert tries[-1] == {pair[0].id}, tries
     finally:
         grid.delegate.paint = paint
+
+
+def test_two_changed_tiles_far_apart_paint_only_those_two(open_window, tmp_path, qtbot):
+    """The list view paints every tile within the bounding box of what changed (here the whole screen);
+    the tiles between, which the changed region leaves out, are not drawn only to be clipped away."""
+    import dataclasses
+
+    window = open_window()
+    write_photos(tmp_path / "in", 30)
+    window.import_paths([str(tmp_path / "in")])  # no worker: the tiles stay as they are
+    qtbot.waitUntil(lambda: window.documents.rowCount() == 30, timeout=WAIT)
+    grid, model = window.grid, window.grid.model()
+    viewport = grid.viewport().rect()
+    qtbot.waitUntil(lambda: grid.visualRect(model.index(0, 0)).intersects(viewport), timeout=WAIT)
+    on_screen = [r for r in range(model.rowCount()) if viewport.contains(grid.visualRect(model.index(r, 0)))]
+    assert len(on_screen) >= 4
+    rows = [model.index(r, 0).data(RowRole) for r in range(model.rowCount())]
+    corners = [rows[on_screen[0]], rows[on_screen[-1]]]
+    drawn = []
+    draw = grid.delegate._paint_image
+    grid.delegate._paint_image = lambda p, rect, row, palette: (drawn.append(row.id), draw(p, rect, row, palette))
+    try:
+        tries = []
+        for done in range(1, 6):  # a whole repaint for another reason may fall into one try
+            drawn.clear()
+            window.documents.update([dataclasses.replace(r, jobs_done=done) for r in corners])
+            window.documents.flush()
+            qtbot.waitUntil(lambda: {r.id for r in corners} <= set(drawn), timeout=WAIT)
+            tries.append(set(drawn))
+            if tries[-1] == {r.id for r in corners}:
+                break
+        assert tries[-1] == {r.id for r in corners}, tries
+    finally:
+        grid.delegate._paint_image = draw
