@@ -96,7 +96,7 @@ class DocumentDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.images = images
         self.phase = 0.0
-        self._badges: dict[tuple, QPixmap] = {}  # (badge, device pixel ratio) -> its picture
+        self._badges: dict[tuple, QPixmap] = {}  # (badge or frame, device pixel ratio) -> its picture
         #: The region being repainted, while the grid paints (``DocumentGrid.paintEvent``): a tile of
         #: which only the badge is dirty is painted in part.
         self.dirty: QRegion | None = None
@@ -139,17 +139,13 @@ class DocumentDelegate(QStyledItemDelegate):
             p.restore()
             return
 
-        tile = QRectF(rect).adjusted(1, 1, -1, -1)
-        base = palette.base().color()
         if selected:
             fill = QColor(palette.highlight().color())
             fill.setAlpha(40)
-            p.setPen(QPen(palette.highlight().color(), 2))
-            p.setBrush(fill)
+            frame = (palette.highlight().color(), 2, fill)
         else:
-            p.setPen(QPen(palette.mid().color() if hovered else palette.midlight().color(), 1))
-            p.setBrush(base)
-        p.drawRoundedRect(tile, 8, 8)
+            frame = (palette.mid().color() if hovered else palette.midlight().color(), 1, palette.base().color())
+        p.drawPixmap(rect.topLeft(), self._frame_picture(rect.size(), p.device().devicePixelRatioF(), *frame))
 
         self._paint_image(p, rect, row, palette)
         self._paint_badge(p, rect, row, palette)
@@ -285,6 +281,23 @@ class DocumentDelegate(QStyledItemDelegate):
             return
         b = self.badge_rect(rect)
         p.drawPixmap(b.topLeft(), self._badge_picture(key, b.size(), p.device().devicePixelRatioF()))
+
+    def _frame_picture(self, size: QSize, ratio: float, line: QColor, width: int, fill: QColor) -> QPixmap:
+        """The tile's rounded frame, drawn once per look and size (as the badges)."""
+        key = ("frame", size.width(), size.height(), ratio, line.rgba(), width, fill.rgba())
+        picture = self._badges.get((key, ratio))
+        if picture is None:
+            picture = QPixmap((QSizeF(size) * ratio).toSize())
+            picture.setDevicePixelRatio(ratio)
+            picture.fill(Qt.GlobalColor.transparent)
+            q = QPainter(picture)
+            q.setRenderHint(QPainter.RenderHint.Antialiasing)
+            q.setPen(QPen(line, width))
+            q.setBrush(fill)
+            q.drawRoundedRect(QRectF(QPointF(0, 0), QSizeF(size)).adjusted(1, 1, -1, -1), 8, 8)
+            q.end()
+            self._badges[(key, ratio)] = picture
+        return picture
 
     def _badge_picture(self, key: tuple, size: QSizeF, ratio: float) -> QPixmap:
         picture = self._badges.get((key, ratio))

@@ -272,3 +272,41 @@ def test_the_settings_dialog_tests_redis_and_the_llm_endpoint_as_entered(setting
         assert test("llm").startswith("✓ tiny-model answered (120 tokens)")
         chat.default = "401"
         assert "refused the API key (401)" in test("llm")
+
+
+def test_a_tile_drawn_from_remembered_pictures_takes_a_new_palette_at_once(qtbot):
+    """The frame and badges are drawn once per look and copied after; switching between light and dark
+    must not leave a tile in the old colours."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QColor, QImage, QPainter, QPalette
+    from PySide6.QtWidgets import QListView, QStyleOptionViewItem
+
+    from snapdesk.gui.delegates import DocumentDelegate
+
+    model = DocumentModel()
+    model.load(1, [doc(1, "queued")])
+    view = QListView()
+    qtbot.addWidget(view)
+    delegate = DocumentDelegate()
+
+    def tile(base: str, line: str) -> QImage:
+        palette = QPalette(view.palette())
+        palette.setColor(QPalette.ColorRole.Base, QColor(base))
+        palette.setColor(QPalette.ColorRole.Midlight, QColor(line))
+        image = QImage(200, 200, QImage.Format.Format_ARGB32)
+        image.fill(QColor("white"))
+        option = QStyleOptionViewItem()
+        option.initFrom(view)
+        option.rect, option.palette, option.font = QRect(0, 0, 180, 190), palette, view.font()
+        p = QPainter(image)
+        delegate.paint(p, option, model.index(0, 0))
+        p.end()
+        return image
+
+    light = tile("#ffffff", "#c8c8c8")
+    assert tile("#ffffff", "#c8c8c8") == light  # the same look: the same pixels, from the remembered frame
+    dark = tile("#202020", "#505050")
+    assert QColor(dark.pixel(90, 180)).name() == "#202020"  # the tile's ground, below its status line
+    assert QColor(light.pixel(90, 180)).name() == "#ffffff"
+    # The frame's top edge (a line of 1 px, antialiased over the ground): drawn in each look's colour.
+    assert QColor(dark.pixel(90, 1)).lightness() < 0x60 < QColor(light.pixel(90, 1)).lightness() < 0xff
