@@ -92,8 +92,12 @@ class EmbeddedTransport(Transport):
             time.sleep(self.poll_interval)
 
     def ack_events(self, owner: str, ids: list[str]) -> None:
-        if ids:
-            self._db().executemany("DELETE FROM event WHERE owner = ? AND id = ?", [(owner, int(i)) for i in ids])
+        # One statement (one commit: the connection is in autocommit mode) for up to 500 entries;
+        # executemany was a commit per entry.
+        for n in range(0, len(ids), 500):
+            chunk = [int(i) for i in ids[n:n + 500]]
+            self._db().execute(f"DELETE FROM event WHERE owner = ? AND id IN ({', '.join('?' * len(chunk))})",
+                               (owner, *chunk))
 
     def heartbeat(self, info: WorkerStatus) -> None:
         self._db().execute("INSERT OR REPLACE INTO worker (id, seen, body) VALUES (?, ?, ?)",
