@@ -117,12 +117,13 @@ def test_the_binding_no_longer_runs_none_and_true_out_of_references():
         assert sys.getrefcount(None) > refcount_workaround.RESERVE and sys.getrefcount(True) > refcount_workaround.RESERVE
 
 
-def test_only_visible_running_tiles_are_animated(qtbot):
+def _grid_showing(qtbot, rows):
+    """A document grid of 800 x 500 on screen, showing ``rows``: (the grid, its model, the filter)."""
     from snapdesk.gui.delegates import DocumentDelegate
     from snapdesk.gui.views import DocumentGrid
 
     model = DocumentModel()
-    model.load(1, [doc(i, "running" if i % 2 == 0 else "complete") for i in range(2000)])
+    model.load(1, rows)
     proxy = DocumentFilterModel()
     proxy.setSourceModel(model)
     grid = DocumentGrid(DocumentDelegate())
@@ -131,6 +132,11 @@ def test_only_visible_running_tiles_are_animated(qtbot):
     grid.resize(800, 500)
     grid.show()
     qtbot.waitExposed(grid)
+    return grid, model, proxy
+
+
+def test_only_visible_running_tiles_are_animated(qtbot):
+    grid, _, proxy = _grid_showing(qtbot, [doc(i, "running" if i % 2 == 0 else "complete") for i in range(2000)])
     qtbot.waitUntil(lambda: grid.animated > 0, timeout=2000)
     cols = grid.viewport().width() // grid.gridSize().width()
     lines = grid.viewport().height() // grid.gridSize().height() + 1
@@ -143,19 +149,7 @@ def test_only_visible_running_tiles_are_animated(qtbot):
 
 def test_a_running_tile_with_a_figure_is_not_animated_until_the_figure_changes(qtbot):
     """Its badge is a progress ring, which the tick would paint the same 16 times a second."""
-    from snapdesk.gui.delegates import DocumentDelegate
-    from snapdesk.gui.views import DocumentGrid
-
-    model = DocumentModel()
-    model.load(1, [doc(i, "running", progress=40 if i else None) for i in range(20)])
-    proxy = DocumentFilterModel()
-    proxy.setSourceModel(model)
-    grid = DocumentGrid(DocumentDelegate())
-    qtbot.addWidget(grid)
-    grid.setModel(proxy)
-    grid.resize(800, 500)
-    grid.show()
-    qtbot.waitExposed(grid)
+    grid, model, _ = _grid_showing(qtbot, [doc(i, "running", progress=40 if i else None) for i in range(20)])
     qtbot.waitUntil(lambda: grid.animated == 1, timeout=2000)  # the one without a figure: a spinner
     model.update([doc(0, "running", progress=10)])
     qtbot.waitUntil(lambda: grid.animated == 0 and not grid._ticker.isActive(), timeout=2000)
