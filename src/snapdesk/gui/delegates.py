@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 
 from PySide6.QtCore import (
     QEvent,
@@ -284,30 +285,15 @@ class DocumentDelegate(QStyledItemDelegate):
 
     def _frame_picture(self, size: QSize, ratio: float, line: QColor, width: int, fill: QColor) -> QPixmap:
         """The tile's rounded frame, drawn once per look and size (as the badges)."""
-        key = ("frame", size.width(), size.height(), ratio, line.rgba(), width, fill.rgba())
-        picture = self._badges.get((key, ratio))
-        if picture is None:
-            picture = QPixmap((QSizeF(size) * ratio).toSize())
-            picture.setDevicePixelRatio(ratio)
-            picture.fill(Qt.GlobalColor.transparent)
-            q = QPainter(picture)
-            q.setRenderHint(QPainter.RenderHint.Antialiasing)
+        def draw(q: QPainter, area: QRectF) -> None:
             q.setPen(QPen(line, width))
             q.setBrush(fill)
-            q.drawRoundedRect(QRectF(QPointF(0, 0), QSizeF(size)).adjusted(1, 1, -1, -1), 8, 8)
-            q.end()
-            self._badges[(key, ratio)] = picture
-        return picture
+            q.drawRoundedRect(area.adjusted(1, 1, -1, -1), 8, 8)
+        key = ("frame", size.width(), size.height(), line.rgba(), width, fill.rgba())
+        return self._picture(key, QSizeF(size), ratio, draw)
 
     def _badge_picture(self, key: tuple, size: QSizeF, ratio: float) -> QPixmap:
-        picture = self._badges.get((key, ratio))
-        if picture is None:
-            picture = QPixmap((size * ratio).toSize())
-            picture.setDevicePixelRatio(ratio)
-            picture.fill(Qt.GlobalColor.transparent)
-            q = QPainter(picture)
-            q.setRenderHint(QPainter.RenderHint.Antialiasing)
-            b = QRectF(QPointF(0, 0), size)
+        def draw(q: QPainter, b: QRectF) -> None:
             if key[0] == "progress" or key[0] == "spinner":
                 q.setPen(Qt.PenStyle.NoPen)
                 q.setBrush(QColor(255, 255, 255, 220))
@@ -318,6 +304,20 @@ class DocumentDelegate(QStyledItemDelegate):
             else:
                 color, glyph = {QUEUED: (GREY, "clock"), COMPLETE: (GREEN, "check"), FAILED_DOC: (RED, "bang")}[key[0]]
                 _badge(q, b.center(), 9, color, glyph)
+        return self._picture(key, size, ratio, draw)
+
+    def _picture(self, key: tuple, size: QSizeF, ratio: float,
+                 draw: Callable[[QPainter, QRectF], None]) -> QPixmap:
+        """What ``draw`` paints on a transparent ``size`` at the screen's pixel ratio, painted the
+        first time ``key`` is asked for and copied after that."""
+        picture = self._badges.get((key, ratio))
+        if picture is None:
+            picture = QPixmap((size * ratio).toSize())
+            picture.setDevicePixelRatio(ratio)
+            picture.fill(Qt.GlobalColor.transparent)
+            q = QPainter(picture)
+            q.setRenderHint(QPainter.RenderHint.Antialiasing)
+            draw(q, QRectF(QPointF(0, 0), size))
             q.end()
             self._badges[(key, ratio)] = picture
         return picture
