@@ -189,6 +189,23 @@ def test_a_completion_without_the_files_its_result_names_is_set_aside(library, t
     assert _job(payload).state == "queued"
 
 
+def test_a_completion_applied_again_after_a_write_was_cut_short_leaves_whole_files(library, transport, queued, photo):
+    """The owner was killed while it wrote a thumbnail (before the rows that name it were
+    committed): applying the completion again replaces the half file with the whole one."""
+    session, payload = queued
+    result, files = thumbnail_result(photo.read_bytes())
+    folder = library.artifacts_dir / payload["sha256"][:2] / payload["sha256"] / "thumbnail"
+    folder.mkdir(parents=True)
+    whole = base64.b64decode(files["md.webp"])
+    (folder / "md.webp").write_bytes(whole[:len(whole) // 2])
+    say(transport, payload, T.COMPLETE, progress=100, duration_ms=12, result=result, files=files)
+    library.pump()
+    thumbs = library.report(session)["documents"][0]["jobs"]["thumbnail"]["result"]["thumbnails"]
+    for name in ("sm", "md", "lg"):
+        assert Path(thumbs[name]["path"]).read_bytes() == base64.b64decode(files[f"{name}.webp"])
+    assert sorted(p.name for p in folder.iterdir()) == ["lg.webp", "md.webp", "sm.webp"]  # nothing left beside them
+
+
 def test_result_files_that_cannot_be_written_yet_are_deferred_then_applied(library, transport, queued, photo):
     _, payload = queued
     library.artifacts_dir.write_text("a file where the results folder goes")  # as good as a full disk

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable
 
 from ..processors.similarity import Likeness
 from ..store.db import CANCELLED, COMPLETE, FAILED, PENDING, RUNNING, QUEUED, TERMINAL, db
@@ -194,26 +195,48 @@ class Projection:
     def _store_files(self, job: dict[str, Any], files: dict[str, bytes]) -> dict[str, str]:
         """Write a completion's files into the library, named by content hash; where they went.
 
-        Each is written beside its place and renamed into it, so a reader never sees half a file.
-        Plain ``os`` calls, and the folder made only when a file cannot be opened without it: thousands
-        of files a minute go through here."""
+        A reader never sees half a file: a new file is written in its place before any row names
+        it (the rows are written after the files), and one that is there already (the same
+        content added twice, an event applied again after a crash cut a write short) is written
+        beside it and renamed over it. Plain ``os`` calls, and the folder made only when a file
+        cannot be opened without it: thousands of files a minute go through here, and on some
+        disks each create and rename costs a tenth of a millisecond."""
         folder = os.path.join(self.artifacts_dir, job["sha256"][:2], job["sha256"], job["type"])
         paths = {}
         try:
             for name, data in files.items():
                 path = os.path.join(folder, name)  # a bare file name (the schema allows no other): never a path
-                try:
-                    out = open(path + ".tmp", "wb")
-                except FileNotFoundError:
-                    os.makedirs(folder, exist_ok=True)
-                    out = open(path + ".tmp", "wb")
-                with out:
-                    out.write(data)
-                os.replace(path + ".tmp", path)
+                _write(path, data)
                 paths[name] = path
         except OSError as exc:
             raise ResultNotStored(f"cannot write its result files into {folder}: {exc.strerror or exc}") from None
         return paths
+
+
+def _write(path: str, data: bytes) -> None:
+    """Write a new file in its place; replace one that is there by a rename (see ``_store_files``)."""
+    try:
+        out = _open_new(path)
+    except FileExistsError:
+        with open(path + ".tmp", "wb") as tmp:
+            tmp.write(data)
+        os.replace(path + ".tmp", path)
+        return
+    try:
+        with out:
+            out.write(data)
+    except OSError:  # a disk that filled up: no half file left where a file belongs
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+
+
+def _open_new(path: str) -> BinaryIO:
+    try:
+        return open(path, "xb")
+    except FileNotFoundError:  # the first file of a folder
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "xb")
 
 
 def reindex_documents(doc_ids: Iterable[int]) -> None:
