@@ -155,3 +155,28 @@ def test_the_owner_s_round_trips_grow_with_batches_not_with_events_or_queues(lib
     assert trips.of(lambda: counts.update(library.transport.queue_counts())) == 1
     assert counts["thumbnail"] == {"waiting": 1, "delayed": 0, "paused": False}
     assert set(counts) == {"thumbnail", "ocr", "summary", "describe", "embed"}
+
+
+def test_trimming_marks_and_stale_workers_takes_a_round_trip_per_thousand_keys(library, monkeypatch):
+    """The owner trims Redis on its first housekeeping and hourly: a Redis holding thousands of
+    keys (document copies in flight), the marks of many libraries and a dozen stale workers is
+    trimmed in a round trip per thousand keys scanned, and two more."""
+    from snapdesk.engine.transport.base import STALE_WORKER_SECONDS
+
+    transport = library.transport
+    transport.redis.mset({f"snapdesk:other:{i}": b"x" for i in range(2500)})
+    for n in range(20):
+        transport.cancel_jobs(f"owner-{n}", [1, 2])
+        transport.supersede(f"owner-{n}", 3, 1, 0)
+    for n in range(12):
+        transport.heartbeat({"id": f"host:{n}:abc", "host": "host", "pid": n, "queues": ["thumbnail"]})
+    transport.ping()  # a connection made and checked before counting
+    trips = RoundTrips(monkeypatch)
+    trimmed = {}
+
+    later = time.time() + STALE_WORKER_SECONDS + 10
+    assert trips.of(lambda: trimmed.update(transport.trim_expired(retention_seconds=3600, now=later))) <= 2 * 6 + 2
+    assert trimmed == {"cancel_marks": 60, "workers": 12}
+    assert transport.workers(max_age=10 * STALE_WORKER_SECONDS) == []
+    assert not transport.is_cancelled("owner-0", 1) and not transport.redis.exists("snapdesk:cancelled:owner-0")
+
