@@ -17,6 +17,7 @@ hashes within ``HASH_DISTANCE`` bits and ``same_picture``. Pairs across scenes a
                                                          # imagehash's pHash (pip install -e ".[bench]")
     .venv/bin/python benchmarks/duplicates.py --tune     # the seeds the thresholds were tuned on (0-39)
     .venv/bin/python benchmarks/duplicates.py --sweep    # where the line falls, on 20 held-out seeds
+    .venv/bin/python benchmarks/duplicates.py --window 30000   # the window's questions during a drop
 
 Prints recall (positives grouped), precision (grouped pairs that are positives), the hard
 negatives grouped by kind, the distances' spread to tune by, and what it costs. Seeds 1000-1059
@@ -237,14 +238,77 @@ def sweep(seeds: list[int]) -> None:
         print(f"  {what:<20}" + "".join(f"{share:>6.0%}" for share in shares))
 
 
+def window_questions(total: int, step: int, seed: int = 5) -> None:
+    """The window's Duplicates filter asks again every 2 s while a drop's thumbnails complete. A
+    session of ``total`` pictures whose likenesses arrive ``step`` at a time (30 % of them copies a
+    few bits from an earlier picture, 80 % of those with its signature, the rest collisions), each
+    arrival followed by the question as the window asks it (``Library.duplicates``, which keeps what
+    it found) and as every pair compared afresh (``duplicates.groups``), on the same library, in
+    the same run; both must give the same groups. The signatures are real ones, of 40 shot scenes."""
+    import random
+    import tempfile
+
+    from snapdesk.config import load_settings
+    from snapdesk.engine import duplicates
+    from snapdesk.engine.library import Library
+    from snapdesk.store.db import db
+
+    rng = random.Random(seed)
+    scenes = [likeness_of(encode(shoot(s, width=640, height=480))).signature for s in range(40)]
+    hashes: list[int] = []
+    signatures: list[bytes] = []
+    for n in range(total):
+        if hashes and rng.random() < 0.3:
+            k = rng.randrange(len(hashes))
+            hashes.append(similarity.signed64(hashes[k] ^ sum(1 << rng.randrange(64) for _ in range(rng.randrange(12)))))
+            signatures.append(signatures[k] if rng.random() < 0.8 else scenes[rng.randrange(40)])
+        else:
+            hashes.append(similarity.signed64(rng.getrandbits(64)))
+            signatures.append(scenes[rng.randrange(40)])
+    with tempfile.TemporaryDirectory() as tmp, \
+            Library(load_settings(env={}, data_dir=Path(tmp), job_types="thumbnail", local_workers="no")) as library:
+        session = library.begin_session([tmp])
+        with db.atomic():
+            db.connection().executemany(
+                "INSERT INTO document (session_id, path, size, sha256, kind, mtime, blob_in_flight, created_at, status) "
+                "VALUES (?, ?, ?, ?, 'image', 0, 0, 0, 'complete')",
+                [(session.id, f"{tmp}/IMG_{n:06d}.jpg", 1000 + n, f"{n:064x}") for n in range(total)])
+        kept_s = fresh_s = 0.0
+        print(f"{total:,} pictures arriving {step:,} at a time; seconds per question:")
+        print("| pictures | kept (the window) | every pair afresh |")
+        print("|---|---|---|")
+        for start in range(0, total, step):
+            with db.atomic():
+                db.connection().executemany("INSERT INTO likeness (sha256, phash, signature) VALUES (?, ?, ?)",
+                                            [(f"{n:064x}", hashes[n], signatures[n])
+                                             for n in range(start, min(total, start + step))])
+            t = time.perf_counter()
+            kept = library.duplicates(session.id)
+            t, kept_t = time.perf_counter(), time.perf_counter() - t
+            fresh = duplicates.groups(session.id)
+            fresh_t = time.perf_counter() - t
+            assert kept == fresh, "the kept grouping and a fresh one differ"
+            kept_s, fresh_s = kept_s + kept_t, fresh_s + fresh_t
+            done = min(total, start + step)
+            if done == total or (done // step) % max(1, total // step // 6) == 0:
+                print(f"| {done:,} | {kept_t:.3f} | {fresh_t:.3f} |")
+        print(f"| all {total // step} questions | {kept_s:.1f} s | {fresh_s:.1f} s |")
+        print(f"{sum(len(g.pictures) for g in kept):,} pictures in {len(kept):,} groups")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true", help="the tuning seeds, with every pair's figures")
     parser.add_argument("--seeds", type=int, default=0, help="only this many seeds")
     parser.add_argument("--first-seed", type=int, help="seeds from this one (default: the held-out ones)")
+    parser.add_argument("--window", type=int, metavar="N", help="instead: the window's questions during a drop "
+                        "of N pictures (1,000 a question)")
     parser.add_argument("--sweep", action="store_true", help="instead: the share grouped as a crop, a camera "
                         "shift or a subject's move grows (held-out seeds; 20 unless --seeds)")
     args = parser.parse_args()
+    if args.window:
+        window_questions(args.window, 1000)
+        return
     seeds = list(TUNING_SEEDS if args.tune else HELD_OUT_SEEDS)
     if args.first_seed is not None:
         seeds = list(range(args.first_seed, args.first_seed + (args.seeds or len(seeds))))

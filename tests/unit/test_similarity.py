@@ -7,6 +7,7 @@ job's own code, as in the library.
 
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 
@@ -104,6 +105,74 @@ def test_grouping_asks_only_candidates_for_their_signatures():
     assert asked == []
 
 
+def _planted(seed: int, pictures: int = 3000) -> tuple[list[int], list[int]]:
+    """Perceptual hashes with groups planted in them (copies a few bits from their original) and
+    collisions (near hashes of other pictures); and which picture each hash is of."""
+    rng = random.Random(seed)
+    hashes, picture = [], []
+    for n in range(pictures):
+        if hashes and rng.random() < 0.3:
+            k = rng.randrange(len(hashes))
+            flips = sum(1 << rng.randrange(64) for _ in range(rng.randrange(12)))
+            hashes.append(similarity.signed64(hashes[k] ^ flips))
+            picture.append(picture[k] if rng.random() < 0.8 else n)  # a copy, or a collision
+        else:
+            hashes.append(similarity.signed64(rng.getrandbits(64)))
+            picture.append(n)
+    return hashes, picture
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_pictures_added_a_few_at_a_time_are_grouped_as_all_at_once(seed, monkeypatch):
+    """The window asks again as a drop's thumbnails complete: a grouping kept between its questions
+    compares only the new pictures, and finds what comparing every pair finds. (Signatures here
+    name their picture: which pair is the same picture is given, the grouping is what is tested.)"""
+    monkeypatch.setattr(similarity, "same_picture", lambda a, b: a == b)
+    hashes, picture = _planted(seed)
+    signature = lambda i: picture[i].to_bytes(4, "big")  # noqa: E731
+    everything = {frozenset(g) for g in similarity.group(hashes, signature)}
+    of_picture: dict[int, list[int]] = {}
+    for i, p in enumerate(picture):
+        of_picture.setdefault(p, []).append(i)
+    pairs = [(i, j) for members in of_picture.values() for n, i in enumerate(members) for j in members[n + 1:]
+             if similarity.hash_distance(hashes[i], hashes[j]) <= similarity.HASH_DISTANCE]  # by hand
+    assert len(everything) > 100 and all(any(i in g and j in g for g in everything) for i, j in pairs)
+
+    rng = random.Random(seed)
+    order = list(range(len(hashes)))
+    rng.shuffle(order)  # a picture's likeness may come before an older one's
+    grouping: similarity.Grouping[int] = similarity.Grouping()
+    asked: list[int] = []
+    while order:
+        size = rng.randrange(1, 400)
+        step, order = order[:size], order[size:]
+        before = set(grouping.hashes)
+        grouping.add([(i, hashes[i]) for i in step], lambda i: asked.append(i) or signature(i))
+        assert {frozenset(g) for g in grouping.groups()} == {frozenset(g) for g in _components(pairs, set(grouping.hashes))}
+        assert all(i in step or any(similarity.hash_distance(hashes[i], hashes[j]) <= similarity.HASH_DISTANCE
+                                    for j in step) for i in asked if i in before)  # old ones only beside new ones
+        asked.clear()
+    assert {frozenset(g) for g in grouping.groups()} == everything
+
+
+def _components(pairs: list[tuple[int, int]], present: set[int]) -> list[set[int]]:
+    """The groups of two or more that the pairs among ``present`` join."""
+    parent = {i: i for i in present}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        if i in present and j in present:
+            parent[root(i)] = root(j)
+    groups: dict[int, set[int]] = {}
+    for i in present:
+        groups.setdefault(root(i), set()).add(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
 # -- in the library ---------------------------------------------------------------------------
 def test_the_library_groups_a_copy_with_its_original_first_and_not_a_shot_a_second_later(
         library, transport, tmp_path, scene, original):
@@ -146,6 +215,25 @@ def test_the_same_files_added_again_in_another_session_reuse_their_likeness_and_
     library.remove_session(first.id)
     library.remove_session(again.id)
     assert Likeness.select().count() == 0  # no document has that content any more
+
+
+def test_what_the_library_found_before_is_kept_and_follows_what_comes_and_goes(library, transport, tmp_path, scene,
+                                                                             original):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    (first / "a.jpg").write_bytes(original)
+    (first / "b.webp").write_bytes(photos.encode(scene.resize((W // 2, H // 2)), "WEBP", 60))
+    (second / "c.jpg").write_bytes(photos.encode(scene.resize((W // 3, H // 3)), "JPEG", 70))
+    (second / "d.jpg").write_bytes(photos.encode(photos.shoot(SEED + 7, width=W, height=H)))
+    one, _ = library.submit([first])
+    work(library, transport)
+    assert [[Path(p.path).name for p in g.pictures] for g in library.duplicates()] == [["a.jpg", "b.webp"]]
+    two, _ = library.submit([second])
+    work(library, transport)
+    assert [[Path(p.path).name for p in g.pictures] for g in library.duplicates()] == [["a.jpg", "b.webp", "c.jpg"]]
+    library.remove_session(one.id)
+    assert library.duplicates() == []  # c.jpg's original and copy are gone: nothing to group it with
+    assert library.duplicates(two.id) == []
 
 
 def test_pictures_without_a_likeness_are_in_no_group(library, transport, tmp_path, scene, original):

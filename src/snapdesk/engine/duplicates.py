@@ -89,9 +89,13 @@ def forget_unused() -> None:
     db.execute_sql("DELETE FROM likeness WHERE sha256 NOT IN (SELECT sha256 FROM document)")
 
 
-def groups(session_id: int | None = None) -> list[Group]:
+def groups(session_id: int | None = None, kept: dict[int | None, similarity.Grouping[str]] | None = None) -> list[Group]:
     """The groups of duplicates among the library's pictures (or one session's), largest group
-    first, then in the order their originals were added."""
+    first, then in the order their originals were added.
+
+    With ``kept`` (the caller's, the same each time: ``Library.duplicates``), what was found the last
+    time is kept there and only pictures new since are compared, unless a picture it holds is gone
+    or was measured again (then all are compared afresh)."""
     sql = ("SELECT d.id, d.session_id, d.path, d.width, d.height, d.size, d.sha256, l.phash FROM document d "
            f"JOIN likeness l ON l.sha256 = d.sha256 WHERE d.kind IN ({', '.join('?' * len(KINDS))})")
     params: list[Any] = list(KINDS)
@@ -104,15 +108,20 @@ def groups(session_id: int | None = None) -> list[Group]:
         if sha not in pictures:  # one content is one picture: its first document
             pictures[sha] = Picture(doc_id, session, path, width, height, size)
             hashes[sha] = phash
-    shas = list(pictures)
 
-    def signature(i: int) -> bytes | None:  # None: gone since (its last session removed meanwhile)
-        row = db.execute_sql("SELECT signature FROM likeness WHERE sha256 = ?", (shas[i],)).fetchone()
+    def signature(sha: str) -> bytes | None:  # None: gone since (its last session removed meanwhile)
+        row = db.execute_sql("SELECT signature FROM likeness WHERE sha256 = ?", (sha,)).fetchone()
         return None if row is None else bytes(row[0])
 
+    grouping = kept.pop(session_id, None) if kept is not None else None
+    if grouping is None or grouping.incomplete or any(hashes.get(sha) != phash for sha, phash in grouping.hashes.items()):
+        grouping = similarity.Grouping()
+    grouping.add([(sha, phash) for sha, phash in hashes.items() if sha not in grouping.hashes], signature)
+    if kept is not None:
+        kept[session_id] = grouping  # the last asked for, last
     found = []
-    for members in similarity.group([hashes[sha] for sha in shas], signature):
-        ranked = sorted((pictures[shas[i]] for i in members), key=lambda p: (-p.pixels, -p.size, p.document_id))
+    for members in grouping.groups():
+        ranked = sorted((pictures[sha] for sha in members), key=lambda p: (-p.pixels, -p.size, p.document_id))
         found.append(Group(ranked[0], ranked[1:]))
     return sorted(found, key=lambda g: (-len(g.copies), g.original.document_id))
 

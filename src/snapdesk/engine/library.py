@@ -41,6 +41,7 @@ from ..store.db import (CANCELLED, COMPLETE, DEFERRED, DocStatus, FAILED, JOB_ST
 from . import events as ev
 from .importer import FoundFile, Scanner, found_batches, read_ahead
 from . import duplicates, meaning
+from ..processors.similarity import Grouping
 from .duplicates import Group as DuplicateGroup
 from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, JobType, dependents_of, job_types_for
 from .projection import SEARCHED_JOB_TYPES, Projection, ResultNotStored, reindex_documents, unindex_documents
@@ -59,6 +60,8 @@ class LibraryError(Exception):
 
 class Library:
     EVENT_BATCH = 500
+    #: The sessions (or the whole library) whose duplicates found so far are kept (``duplicates``).
+    KEPT_GROUPINGS = 4
 
     def __init__(self, settings: Settings, transport: Transport | None = None, local_workers: LocalWorkers | None = None,
                  read_only: bool = False, clock: Callable[[], float] = time.time):
@@ -114,6 +117,7 @@ class Library:
         self.caught_up = False
         self._unacked: list[str] = []  # applied, but not yet deleted from the log (it was unreachable)
         self._unreleased: list[str] = []  # document copies to delete from Redis, likewise
+        self._groupings: dict[int | None, Grouping[str]] = {}
 
     def close(self, stop_local_workers: bool = False) -> None:
         """Close the library. The window stops the local worker it started (which drains by itself);
@@ -825,8 +829,12 @@ class Library:
     # -- search ------------------------------------------------------------------------
     def duplicates(self, session_id: int | None = None) -> list[DuplicateGroup]:
         """The library's (or a session's) pictures that are the same picture, in groups with the
-        largest original first (``engine/duplicates.py``). Only reads: fine on a read-only library."""
-        return duplicates.groups(session_id)
+        largest original first (``engine/duplicates.py``). Only reads: fine on a read-only library.
+        What was found is kept for the sessions last asked about, and only new pictures compared."""
+        found = duplicates.groups(session_id, self._groupings)
+        while len(self._groupings) > self.KEPT_GROUPINGS:
+            del self._groupings[next(iter(self._groupings))]  # the session asked about longest ago
+        return found
 
     def search(self, query: str, limit: int = 50, session_id: int | None = None) -> list[dict[str, Any]]:
         """Documents matching every word of ``query`` (the last one as a prefix), best first, each

@@ -22,10 +22,10 @@ The thresholds were tuned on generated photos and checked on others (``benchmark
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -200,44 +200,79 @@ def _roughly_alike(a: bytes, b: bytes) -> bool:
     return float(np.abs(rough_a - rough_b).mean()) <= ROUGH_TOLERANCE
 
 
-def candidate_pairs(hashes: Sequence[int], limit: int = HASH_DISTANCE) -> Iterable[tuple[int, int]]:
-    """The index pairs (i < j) of hashes at most ``limit`` bits apart, a block of rows at a time."""
+def candidate_pairs(hashes: Sequence[int], limit: int = HASH_DISTANCE, new_from: int = 0) -> Iterable[tuple[int, int]]:
+    """The index pairs (i < j) of hashes at most ``limit`` bits apart, a block of rows at a time;
+    only those with ``j >= new_from`` (pairs with one of the hashes from ``new_from`` on)."""
     if len(hashes) < 2:
         return
     values = np.array([h & 0xFFFF_FFFF_FFFF_FFFF for h in hashes], dtype=np.uint64)
     chunk = 1024
     for start in range(0, len(values), chunk):
+        first = max(start, new_from)  # each row against itself and after, and only the new ones
+        if first >= len(values):
+            break
         rows = values[start:start + chunk]
-        dist = np.bitwise_count(rows[:, None] ^ values[None, start:])  # each row against itself and after
+        dist = np.bitwise_count(rows[:, None] ^ values[None, first:])
         for i, j in zip(*np.nonzero(dist <= limit)):
-            if i < j:
-                yield int(start + i), int(start + j)
+            if start + i < first + j:
+                yield int(start + i), int(first + j)
 
 
-def group(hashes: Sequence[int], signature: Callable[[int], bytes | None]) -> list[list[int]]:
-    """The indexes of pictures that are the same picture, in groups of two or more (each in order),
-    given their perceptual hashes and a way to get the signature of index i (asked only of
-    candidates, once; None when it is gone). A pair counts when its hashes are near and its
-    signatures agree; a group is what such pairs join."""
-    parent = list(range(len(hashes)))
+K = TypeVar("K", bound=Hashable)
 
-    def root(i: int) -> int:
+
+class Grouping(Generic[K]):
+    """Pictures that are the same picture, kept as pictures come: each one added is compared with
+    those before it once, and never again (the window asks again as a big drop's thumbnails
+    complete; comparing every pair each time grew with the square of the session).
+
+    A pair counts when its hashes are near and its signatures agree; a group is what such pairs
+    join. ``signature`` is asked only of candidates, once each a call; None when the picture is gone."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[K, int] = {}
+        self._keys: list[K] = []
+        self._parent: list[int] = []
+        #: Some picture was gone when its signature was asked for: what it would have joined is unknown.
+        self.incomplete = False
+
+    def add(self, pictures: Sequence[tuple[K, int]], signature: Callable[[K], bytes | None]) -> None:
+        """Add pictures, (key, perceptual hash) each, not added before."""
+        known = len(self._keys)
+        for key, phash in pictures:
+            self.hashes[key] = phash
+            self._keys.append(key)
+            self._parent.append(len(self._parent))
+        signatures: dict[int, bytes | None] = {}  # 6 KiB each: kept for this call only
+        for i, j in candidate_pairs([self.hashes[k] for k in self._keys], new_from=known):
+            if self._root(i) == self._root(j):
+                continue
+            for k in (i, j):
+                if k not in signatures:
+                    signatures[k] = signature(self._keys[k])
+                    self.incomplete |= signatures[k] is None
+            a, b = signatures[i], signatures[j]
+            if a is not None and b is not None and same_picture(a, b):
+                self._parent[self._root(j)] = self._root(i)
+
+    def groups(self) -> list[list[K]]:
+        """The groups of two or more, each in the order its pictures were added."""
+        found: dict[int, list[K]] = {}
+        for i, key in enumerate(self._keys):
+            found.setdefault(self._root(i), []).append(key)
+        return [g for g in found.values() if len(g) > 1]
+
+    def _root(self, i: int) -> int:
+        parent = self._parent
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
 
-    signatures: dict[int, bytes | None] = {}
-    for i, j in candidate_pairs(hashes):
-        if root(i) == root(j):
-            continue
-        for k in (i, j):
-            if k not in signatures:
-                signatures[k] = signature(k)
-        a, b = signatures[i], signatures[j]
-        if a is not None and b is not None and same_picture(a, b):
-            parent[root(j)] = root(i)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(hashes)):
-        groups.setdefault(root(i), []).append(i)
-    return [g for g in groups.values() if len(g) > 1]
+
+def group(hashes: Sequence[int], signature: Callable[[int], bytes | None]) -> list[list[int]]:
+    """The indexes of pictures that are the same picture, in groups of two or more (each in order),
+    given their perceptual hashes and a way to get the signature of index i (see ``Grouping``)."""
+    grouping: Grouping[int] = Grouping()
+    grouping.add(list(enumerate(hashes)), signature)
+    return grouping.groups()
