@@ -1,7 +1,8 @@
 """Take the README's screenshots: the first window, the main window mid-run and the Jobs view,
 on a real library.
 
-    xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python docs/screenshots.py
+    QT_QPA_PLATFORM=offscreen .venv/bin/python docs/screenshots.py
+    xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python docs/screenshots.py   # where Xvfb is installed
 
 Makes a folder of photos, scans and two broken files in a temporary library (and a temporary
 config folder, so the window's saved geometry is neither used nor changed), opens the window on
