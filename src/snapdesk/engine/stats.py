@@ -74,6 +74,12 @@ def held_events(limit: int | None = 20, now: float | None = None) -> dict[str, A
             for kind in (SET_ASIDE, DEFERRED)} | {"latest": latest}
 
 
+#: Jobs that ended done or failed. The unary plus keeps SQLite from reading them through the state
+#: index (nearly every job of a library is complete) where a time range, through ``finished_at``'s
+#: index, is what narrows them: 25 ms against 0.1 at 100,000 jobs.
+ENDED_BY_A_WORKER = peewee.SQL("+state IN (?, ?)", [COMPLETE, FAILED])
+
+
 def statistics(transport: Transport, window: float = 3600.0, now: float | None = None) -> dict[str, Any]:
     """Per queue: counts by state, waiting/delayed/paused, and over the last ``window`` seconds the
     throughput per minute, mean and p95 duration, mean wait, failure rate, the slowest jobs and the
@@ -82,14 +88,15 @@ def statistics(transport: Transport, window: float = 3600.0, now: float | None =
     since = now - window
     queue_counts = transport.queue_counts()
     queues: dict[str, dict[str, Any]] = {}
+    counts: dict[str, Counter[str]] = {}  # by job type, by state: one pass over the jobs, not one a queue
+    for job_type, state, n in tuples(Job.select(Job.type, Job.state, peewee.fn.COUNT(Job.id)).group_by(Job.type, Job.state)):
+        counts.setdefault(job_type, Counter())[state] = n
     for queue in QUEUES:
         types = [name for name, t in JOB_TYPES.items() if t.queue == queue]
-        by_state: Counter[str] = Counter(dict(tuples(
-            Job.select(Job.state, peewee.fn.COUNT(Job.id)).where(Job.type.in_(types)).group_by(Job.state)))
-        ) if types else Counter()
+        by_state: Counter[str] = sum((counts.get(t, Counter()) for t in types), Counter())
         recent = list(Job.select(Job.id, Job.state, Job.duration_ms, Job.queued_at, Job.started_at, Job.worker,
-                                 Job.document).where(Job.type.in_(types), Job.finished_at >= since,
-                                                     Job.state.in_((COMPLETE, FAILED)), Job.reused_from.is_null(),
+                                 Job.document).where(Job.type.in_(types), Job.finished_at >= since, ENDED_BY_A_WORKER,
+                                                     Job.reused_from.is_null(),
                                                      Job.worker.is_null(False)))  # not those the owner ended unrun
         done = [j for j in recent if j.state == COMPLETE]
         failed = [j for j in recent if j.state == FAILED]
