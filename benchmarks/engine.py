@@ -48,6 +48,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -602,6 +603,33 @@ def measure_remove(workdir: Path, count: int) -> tuple[float, float, int]:
     return elapsed, emptied, left
 
 
+def measure_questions(workdir: Path, total: int) -> dict[str, float]:
+    """What the window asks its owner thread again and again, in a library of ``total`` documents
+    (``prefill``): ms each, the median of 5 after one untimed. While one runs, no event is applied."""
+    from snapdesk.gui import queries
+
+    data_dir = workdir / "data"
+    data_dir.mkdir(parents=True)
+    with Library(snapdesk_settings(data_dir)) as library:
+        prefill(total)
+        last = UploadSession.select(peewee.fn.MAX(UploadSession.id)).scalar()
+        asks = {"housekeeping (every 2 s)": library.housekeeping,
+                "the status bar's jobs a minute (every 2 s)": queries.throughput,
+                "the sessions list (as their counts change)": queries.session_rows,
+                "the Jobs view's statistics (every 2 s while it is shown)": library.statistics,
+                "a session's duplicates (every 2 s while its thumbnails complete)": lambda: library.duplicates(last)}
+        timings = {}
+        for name, ask in asks.items():
+            ask()
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                ask()
+                times.append((time.perf_counter() - start) * 1000)
+            timings[name] = statistics.median(times)
+    return timings
+
+
 def measure_scale_out(workdir: Path, count: int, seed: int, redis_url: str) -> dict[int, float]:
     """Documents per second with 1, then 2 single-thread workers, each pinned to a core of its own,
     on ``count`` 12 MP photos (the thumbnail job: about 60 ms of one core each), in a fresh library
@@ -655,6 +683,8 @@ class Run:
         self.drained: dict[str, tuple[float, float]] = {}
         #: Photos per second by number of single-core workers.
         self.scale: dict[int, float] = {}
+        #: ms of each question the window asks its owner (``--questions``).
+        self.asked: dict[str, float] = {}
         self._workdirs = 0
 
     def workdir(self, name: str) -> Path:
@@ -716,6 +746,11 @@ class Run:
             rate, cpu = self.drained[name]
             print(f"  the workers alone, {name}, {a.drain} tasks: {rate:,.1f}/s, {cpu:.2f} ms CPU a job", flush=True)
 
+    def questions(self) -> None:
+        self.asked = measure_questions(self.workdir("questions"), self.args.questions)
+        for name, ms in self.asked.items():
+            print(f"  {name}, {self.args.questions} documents: {ms:.1f} ms", flush=True)
+
     def remove_session(self) -> None:
         self.removed = measure_remove(self.workdir("remove"), self.args.remove_session)
         print(f"  removing a session of {self.args.remove_session} documents: {self.removed[0]:.2f} s "
@@ -764,6 +799,10 @@ class Run:
             table([f"the workers alone ({self.args.workers} x {self.args.threads}), {self.args.drain} queued tasks",
                    "jobs per second", "workers' CPU ms per job"],
                   [[name, f"{rate:,.1f}", f"{cpu:.2f}"] for name, (rate, cpu) in self.drained.items()])
+        if self.asked:
+            print()
+            table([f"the window asks its owner, in a library of {self.args.questions} documents", "ms (median of 5)"],
+                  [[name, f"{ms:.1f}"] for name, ms in self.asked.items()])
         if self.removed:
             print()
             table(["removing a session", "seconds (goal < 10 at 20000)",
@@ -798,6 +837,9 @@ def parse_args(argv=None):
                         help="also time the workers alone on N queued thumbnail tasks (nothing applied)")
     parser.add_argument("--remove-session", type=int, default=0, metavar="N",
                         help="also time removing a session of N documents (OCR'd, with thumbnails on disk)")
+    parser.add_argument("--questions", type=int, default=0, metavar="N",
+                        help="also time what the window asks its owner thread every few seconds, in a library "
+                             "of N documents (embedded)")
     parser.add_argument("--seed", type=int, default=0, help="picks the documents' colours")
     args = parser.parse_args(argv)
     if min(args.docs, default=1) < 1 or args.workers < 1 or args.threads < 1 or args.rtt_ms < 0:
@@ -825,6 +867,8 @@ def main(argv=None) -> int:
             run.drain()
         if args.remove_session:
             run.remove_session()
+        if args.questions:
+            run.questions()
         if args.library_sizes:
             run.library_sizes()
         run.report()
