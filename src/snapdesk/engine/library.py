@@ -339,7 +339,7 @@ class Library:
         return len(sends)
 
     #: Tasks sent to the queues in one round trip.
-    SEND_BATCH = 200
+    SEND_BATCH = 500
 
     def _send(self, chunk: list[tuple[Job, ev.JobPayload]], rest: list[tuple[Job, ev.JobPayload]],
               send: Callable[[list[tuple[Job, ev.JobPayload]]], None]) -> None:
