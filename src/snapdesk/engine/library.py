@@ -35,13 +35,13 @@ from typing import Any, Callable, Iterable
 import peewee
 
 from ..config import Settings
+from ..processors.similarity import Grouping
 from ..store.db import (CANCELLED, COMPLETE, DEFERRED, DocStatus, FAILED, JOB_STATES, PENDING, RUNNING, QUEUED, SET_ASIDE,
                         TERMINAL, UNFINISHED, Artifact, Document, HeldEvent, Job, JobEvent, LiveClip, Meta,
                         SkippedFile, UploadSession, db, open_db, tuples)
 from . import events as ev
 from .importer import FoundFile, Scanner, found_batches, read_ahead
 from . import duplicates, meaning
-from ..processors.similarity import Grouping
 from .duplicates import Group as DuplicateGroup
 from .jobs import JOB_TYPES, SUMMARY_TEXT_LIMIT, JobType, dependents_of, job_types_for
 from .projection import SEARCHED_JOB_TYPES, Projection, ResultNotStored, reindex_documents, unindex_documents

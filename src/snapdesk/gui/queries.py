@@ -20,7 +20,7 @@ from typing import Any
 from peewee import fn
 
 from ..engine.library import document_status, job_report, live_clip_report
-from ..engine.stats import ENDED_BY_A_WORKER
+from ..engine.stats import DONE_OR_FAILED
 from ..store.db import COMPLETE as JOB_COMPLETE
 from ..store.db import (
     FAILED,
@@ -290,7 +290,7 @@ def throughput(window_s: float = 60.0) -> float:
     since = time.time() - window_s
     # Neither results reused nor jobs the owner ended without running them (a summary of a photo
     # without text) are work a worker did.
-    ended = (Job.select().where(Job.finished_at >= since, ENDED_BY_A_WORKER,
+    ended = (Job.select().where(Job.finished_at >= since, DONE_OR_FAILED,
                                 Job.reused_from.is_null(), Job.worker.is_null(False)).count())
     return ended * 60.0 / window_s
 
