@@ -20,7 +20,7 @@ from typing import Any
 from peewee import fn
 
 from ..engine.library import document_status, job_report, live_clip_report
-from ..engine.stats import DONE_OR_FAILED
+from ..engine.stats import worked_since
 from ..store.db import COMPLETE as JOB_COMPLETE
 from ..store.db import (
     FAILED,
@@ -287,11 +287,7 @@ def session_rows(session_ids: Iterable[int] | None = None) -> list[SessionRow]:
 def throughput(window_s: float = 60.0) -> float:
     """Jobs per minute that ended (done or failed) over the last ``window_s`` seconds; results reused
     from the same content processed earlier are not work done."""
-    since = time.time() - window_s
-    # Neither results reused nor jobs the owner ended without running them (a summary of a photo
-    # without text) are work a worker did.
-    ended = (Job.select().where(Job.finished_at >= since, DONE_OR_FAILED,
-                                Job.reused_from.is_null(), Job.worker.is_null(False)).count())
+    ended = Job.select().where(worked_since(time.time() - window_s)).count()
     return ended * 60.0 / window_s
 
 

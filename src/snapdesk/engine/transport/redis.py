@@ -121,9 +121,12 @@ class RedisTransport(Transport):
         pipe.execute()
 
     def remove_worker(self, worker_id: str) -> None:
+        self._remove_workers([worker_id])
+
+    def _remove_workers(self, worker_ids: list[str]) -> None:
         pipe = self.redis.pipeline()
-        pipe.hdel(self._key("workers"), worker_id)
-        pipe.zrem(self._key("workers", "seen"), worker_id)
+        pipe.hdel(self._key("workers"), *worker_ids)
+        pipe.zrem(self._key("workers", "seen"), *worker_ids)
         pipe.execute()
 
     def workers(self, max_age: float = 30.0) -> list[LiveWorker]:
@@ -270,10 +273,7 @@ class RedisTransport(Transport):
         *removed, seen = pipe.execute()
         stale = [w.decode() for w in seen]
         if stale:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hdel(self._key("workers"), *stale)
-            pipe.zrem(self._key("workers", "seen"), *stale)
-            pipe.execute()
+            self._remove_workers(stale)
         return {"cancel_marks": sum(removed), "workers": len(stale)}
 
     def close(self) -> None:
